@@ -1,0 +1,1 @@
+from densehuman.cli import main; import sys; sys.exit(main())
