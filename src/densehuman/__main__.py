@@ -1,1 +1,5 @@
-from densehuman.cli import main; import sys; sys.exit(main())
+import sys
+
+from densehuman.cli import main
+
+sys.exit(main())

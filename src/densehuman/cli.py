@@ -63,7 +63,7 @@ def _print_info(metadata: dict, surface: object, path: str, as_json: bool) -> No
     info = {
         "cache": path,
         "vertices": int(surface.vertices.shape[0]),
-        "skin_vertices": int(len(set(surface.faces.ravel().tolist()))),
+        "skin_vertices": len(set(surface.faces.ravel().tolist())),
         "faces": int(surface.faces.shape[0]),
         "geodesic_table_vertices": int(surface.geodesic_vertices.size),
         "version": metadata.get("version"),

@@ -67,8 +67,7 @@ def render_previews(surface: BodySurface, height: int = 800) -> dict[str, Image.
         pictures["v"].append(_shade((cmap(uv[..., 1])[..., :3] * 255).astype(np.uint8), frags))
         pictures["checkerboard"].append(_shade(checkerboard(uv[..., 0], uv[..., 1]), frags))
     out = {
-        f"body_{name}_front_back.png": Image.fromarray(np.concatenate(imgs, axis=1))
-        for name, imgs in pictures.items()
+        f"body_{name}_front_back.png": Image.fromarray(np.concatenate(imgs, axis=1)) for name, imgs in pictures.items()
     }
     out["uv_layouts.png"] = render_uv_layouts(surface)
     return out

@@ -41,6 +41,7 @@ class BodySurface:
     face_mirror: np.ndarray  # (F,) int64, the face's mirror image
     geodesic_vertices: np.ndarray  # (N,) int64, the vertex subset the distance table covers
     geodesic_table: np.ndarray  # (N (N - 1) / 2,) float32, condensed geodesic distances (see geodesics.py)
+    vertex_table_index: np.ndarray  # (V,) int64: geodesically nearest table vertex (-1 for non-skin vertices)
     uv_table_chart: np.ndarray  # (M,) int64: chart of each UV-space subset vertex (seam vertices repeat per chart)
     uv_table_uv: np.ndarray  # (M, 2) float32: its (U, V) in that chart
     uv_table_index: np.ndarray  # (M,) int64: its index into geodesic_vertices
@@ -70,14 +71,7 @@ class BodySurface:
 
     @cached_property
     def _uv_trees(self) -> list[cKDTree | None]:
-        return [None] + [
-            cKDTree(self.uv_table_uv[self.uv_table_chart == c]) for c in range(1, NUM_CHARTS + 1)
-        ]
-
-    @cached_property
-    def _vertex_nearest_subset(self) -> np.ndarray:
-        _, nearest = cKDTree(self.vertices[self.geodesic_vertices]).query(self.vertices)
-        return nearest.astype(np.int64)
+        return [None] + [cKDTree(self.uv_table_uv[self.uv_table_chart == c]) for c in range(1, NUM_CHARTS + 1)]
 
     # ------------------------------------------------------------------------------------ chart coordinates
     def surface_points(self, charts: np.ndarray, u: np.ndarray, v: np.ndarray, candidates: int = 16) -> SurfacePoints:
@@ -128,8 +122,8 @@ class BodySurface:
     # ------------------------------------------------------------------------------------------ geodesics
     def geodesic_distance(self, a: SurfacePoints, b: SurfacePoints) -> np.ndarray:
         """Geodesic distance in metres between surface points a[k] and b[k], through their nearest table vertices."""
-        ia = self._vertex_nearest_subset[self.nearest_vertex(a)]
-        ib = self._vertex_nearest_subset[self.nearest_vertex(b)]
+        ia = self.vertex_table_index[self.nearest_vertex(a)]
+        ib = self.vertex_table_index[self.nearest_vertex(b)]
         return lookup_distance(self.geodesic_table, ia, ib)
 
     def closest_table_vertex(self, charts: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -163,6 +157,15 @@ class BodySurface:
         """
         charts = np.asarray(charts, dtype=np.int64)
         return np.asarray(POINT_LABEL_SYMMETRIES)[charts], 1.0 - np.asarray(u), np.asarray(v)
+
+    def mirror_points(self, points: SurfacePoints) -> SurfacePoints:
+        """The mirror images (x -> -x on the rest body) of surface points, found through the mesh's mirror map."""
+        face = self.face_mirror[points.face]
+        corners = self.vertex_mirror[self.faces[points.face]]  # (P, 3) mirror of each original corner
+        position = (self.faces[face][:, None, :] == corners[:, :, None]).argmax(axis=2)  # where it sits in face
+        bary = np.zeros_like(points.bary)
+        np.put_along_axis(bary, position, points.bary, axis=1)
+        return SurfacePoints(face, bary)
 
     def uv_symmetry_transforms(self, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """The analogue of DensePose's ``UV_symmetry_transforms.mat``: (24, size, size) U and V lookup tables.

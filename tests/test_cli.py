@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from densehuman.body.surface import BodySurface
+from densehuman.cli import main
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "body" in out
+    assert "demo" in out
+
+
+def test_body_info_json(surface: BodySurface, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["body", "info", "--json", "--quiet"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len(info["charts"]) == 24
+    assert info["faces"] == surface.faces.shape[0]
+    assert all(c["final"]["flipped"] == 0 for c in info["charts"].values())
+
+
+def test_body_preview_writes_pictures_and_refuses_to_overwrite(
+    surface: BodySurface, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    assert main(["body", "preview", "--out", str(tmp_path), "--quiet"]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(
+        [
+            "body_charts_front_back.png",
+            "body_u_front_back.png",
+            "body_v_front_back.png",
+            "body_checkerboard_front_back.png",
+            "uv_layouts.png",
+        ]
+    )
+    with Image.open(tmp_path / "body_charts_front_back.png") as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None
+    assert len(colours) == 25  # white background and one colour per chart
+    capsys.readouterr()
+    assert main(["body", "preview", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["body", "preview", "--out", str(tmp_path), "--quiet", "--overwrite"]) == 0
