@@ -15,6 +15,7 @@ from scipy.sparse.csgraph import connected_components
 
 from densehuman.body.anny_source import SKIN_LABELS, AnnyMesh
 from densehuman.body.charts import POINT_LABEL_SYMMETRIES, chart_id
+from densehuman.body.unwrap import vertex_adjacency
 
 # Segments of Anny's "body" island. Bones whose names start with a prefix count towards that segment; every
 # other bone (root, pelvis, spine, clavicles, neck, head) counts towards the torso.
@@ -86,10 +87,7 @@ def _segment_of_faces(mesh: AnnyMesh, body: np.ndarray, side: str, smoothing: in
     score = np.zeros((mesh.vertices.shape[0], len(_SEGMENTS)))
     np.add.at(score.T, group, mesh.bone_weights.T)
     faces = mesh.faces[body]
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    n = mesh.vertices.shape[0]
-    adjacency = sp.csr_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    adjacency = vertex_adjacency(faces, mesh.vertices.shape[0])
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     on_body = degree > 0
     for _ in range(smoothing):

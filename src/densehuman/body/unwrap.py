@@ -100,6 +100,13 @@ def smacof(dist: np.ndarray, init: np.ndarray, iterations: int = 50) -> np.ndarr
     return x
 
 
+def vertex_adjacency(faces: np.ndarray, n: int) -> sp.csr_matrix:
+    """(n, n) symmetric 0/1 float matrix of vertices joined by a triangle edge."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adjacency = sp.csr_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()
+
+
 def untangle(uv: np.ndarray, faces: np.ndarray, iterations: int = 200) -> np.ndarray:
     """Move the vertices of flipped triangles to the average of their neighbours until none is flipped.
 
@@ -108,9 +115,7 @@ def untangle(uv: np.ndarray, faces: np.ndarray, iterations: int = 200) -> np.nda
     """
     uv = uv.copy()
     n = uv.shape[0]
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    adjacency = sp.csr_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    adjacency = vertex_adjacency(faces, n)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     for _ in range(iterations):
         flipped = signed_area(uv[faces]) <= 0
@@ -131,9 +136,7 @@ def tutte_embedding(faces: np.ndarray, n: int) -> np.ndarray:
     Guaranteed free of flips for a disk-like mesh; used only where MDS and untangling fail.
     """
     loop = boundary_loop(faces)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    adjacency = sp.csr_matrix((np.ones(edges.shape[0]), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    adjacency = vertex_adjacency(faces, n)
     laplacian = sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency
     angle = 2 * np.pi * np.arange(loop.size) / loop.size
     fixed = np.zeros((n, 2))
