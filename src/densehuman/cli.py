@@ -98,20 +98,97 @@ def _print_info(metadata: dict, surface: object, path: str, as_json: bool) -> No
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="the main job on built-in data: for now, build the body and preview it")
+    demo = sub.add_parser(
+        "demo", help="the main job on built-in data: build the body surface, generate a small synthetic dataset"
+    )
     demo.add_argument("--out", default="demo-output", help="output folder (default %(default)s)")
+    demo.add_argument("--images", type=int, default=24, help="synthetic images to generate (default %(default)s)")
     demo.add_argument("--overwrite", action="store_true", help="replace files already in --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from densehuman.body.preview import write_previews
+    from densehuman.synth.engine import SynthJob, run_synth
 
     surface = load_body_surface(progress=not args.quiet)
     written = write_previews(surface, f"{args.out}/body", overwrite=args.overwrite)
     print(f"body surface: {cache_path()}")
     for path in written:
         print(path)
+    job = SynthJob(out=Path(args.out) / "synth", images=args.images, seed=0, val_fraction=0.25)
+    manifest = run_synth(job, overwrite=args.overwrite, progress=not args.quiet)
+    rate = manifest["_generated"] / max(manifest["_elapsed_s"], 1e-9)
+    print(
+        f"synthetic dataset: {job.out} ({args.images} images, {rate:.2f} images/s); "
+        f"labels drawn in {job.out}/preview.jpg"
+    )
+    return 0
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    text = "generate a synthetic dataset: images with DensePose-COCO, COCO-WholeBody, IUV/INDS and CIHP labels"
+    p = sub.add_parser("synth", help=text, description=text)
+    p.add_argument("--out", help="output folder (new or empty; see --resume and --overwrite)")
+    p.add_argument("--images", type=int, default=200, help="number of images (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default 0)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 512), help="image size (512 512)")
+    p.add_argument("--max-people", type=int, default=6, help="at most this many people per image (default 6)")
+    p.add_argument("--min-people", type=int, default=1, help="at least this many people per image (default 1)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of images in the val split (0.1)")
+    p.add_argument("--backgrounds", help="folder of background pictures (default: procedural backgrounds)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per CPU core)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="delete a dataset already in --out and start again")
+    p.add_argument("--preview", metavar="DIR", help="only draw the label preview grid of the dataset in DIR")
+    p.add_argument("--preview-count", type=int, default=8, help="images in the preview grid (default 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.preview:
+        from densehuman.synth.preview import write_dataset_preview
+
+        root = Path(args.preview)
+        if not root.is_dir():
+            raise ValueError(f"--preview {root}: not a folder")
+        out = Path(args.out) if args.out else root / "preview.jpg"
+        print(write_dataset_preview(root, out, count=args.preview_count))
+        return 0
+    if not args.out:
+        raise ValueError("--out is required (the folder to write the dataset into)")
+    from densehuman.synth.engine import SynthJob, run_synth
+    from densehuman.synth.generator import SynthConfig
+
+    config = SynthConfig(
+        size=(args.size[0], args.size[1]),
+        min_people=args.min_people,
+        max_people=args.max_people,
+        backgrounds=Path(args.backgrounds) if args.backgrounds else None,
+    )
+    job = SynthJob(
+        out=Path(args.out),
+        images=args.images,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        config=config,
+        workers=args.workers,
+        preview_count=args.preview_count,
+    )
+    manifest = run_synth(job, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    made, elapsed = manifest["_generated"], manifest["_elapsed_s"]
+    rate = f" ({made / elapsed:.2f} images/s)" if made and elapsed > 0 else ""
+    print(f"wrote {args.out}: {made} images generated in {elapsed:.1f} s{rate}")
+    for split, c in manifest["counts"].items():
+        print(
+            f"  {split:5} {c['images']:6d} images, {c['people']:6d} people, {c['densepose_people']:6d} with "
+            f"DensePose points ({c['densepose_points']} points), {c['valid_faces']} valid faces, "
+            f"{c['valid_hands']} valid hands"
+        )
     return 0
 
 
@@ -121,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_body(sub)
+    _add_synth(sub)
     _add_demo(sub)
     return parser
 
@@ -130,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "body":
             return _run_body(args)
+        if args.command == "synth":
+            return _run_synth(args)
         if args.command == "demo":
             return _run_demo(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
