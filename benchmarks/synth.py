@@ -30,7 +30,7 @@ STAGES = {
     "scene: Anny forward (posing)": [r"body_model.py:\d+\(pose\)"],
     "scene: background": [r"backgrounds.py:\d+\(sample\)"],
     "render: rasterize": [r"rasterize.py:\d+\(rasterize\)"],
-    "render: albedo (outfit textures)": [r"appearance.py:\d+\(albedo\)"],
+    "render: labels + albedo (outfit textures)": [r"appearance.py:\d+\(labels_and_albedo\)"],
     "render: normals + shading + AA + noise": [
         r"render.py:\d+\(vertex_normals\)",
         r"render.py:\d+\(_antialias_edges\)",

@@ -225,3 +225,22 @@ def test_bad_options_get_clear_errors(dataset: Path, tmp_path: Path, capsys: pyt
     prepare_folder(_job(out), resume=False, overwrite=False)
     with pytest.raises(ValueError, match="other options"):
         run_synth(_job(out, seed=99), resume=True, progress=False)
+
+
+def test_cli_with_a_backgrounds_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "bg"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        cv2.imwrite(str(folder / f"b{k}.png"), rng.integers(0, 255, size=(300, 400, 3), dtype=np.uint8))
+    out = tmp_path / "ds"
+    args = ["synth", "--out", str(out), "--images", "2", "--size", "128", "96", "--workers", "1", "--quiet"]
+    assert main([*args, "--backgrounds", str(folder), "--preview-count", "0"]) == 0
+    assert "2 images generated" in capsys.readouterr().out
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["options"]["backgrounds"] == str(folder.resolve())
+    image = cv2.imread(str(next((out / "images").rglob("*.jpg"))))
+    assert image.shape == (128, 96, 3)
+    # The preview mode reads the dataset back and draws the contact sheet.
+    assert main(["synth", "--preview", str(out)]) == 0
+    assert cv2.imread(str(out / "preview.jpg")).shape[1] == 6 * 256

@@ -100,3 +100,58 @@ def test_occlusion_is_a_per_pixel_depth_test(
     assert (both.instance == 2).sum() == (alone[1].instance == 1).sum()
     nearest = np.where(np.isinf(depth).all(axis=0), np.inf, depth.min(axis=0))
     np.testing.assert_allclose(both.depth, nearest)
+
+
+def _visibility(
+    body: AnnyBody,
+    mesh: LabelledMesh,
+    surface: BodySurface,
+    heading_deg: float,
+    offsets: list[tuple[float, float, float]],
+) -> list[np.ndarray]:
+    """Render people facing the camera turned by ``heading_deg`` and return each one's 133 keypoint visibilities."""
+    from densehuman.synth.annotate import keypoint_visibility
+    from densehuman.synth.landmarks import WholeBodyLandmarks
+    from densehuman.synth.scene import rotation_z
+
+    n = len(offsets)
+    rotations = np.tile(np.eye(3), (n, body.bone_count, 1, 1))
+    rotations[:, 0] = rotation_z(np.deg2rad(heading_deg))
+    posed = body.pose(rotations, np.array(offsets, dtype=np.float64), {})
+    camera = _camera()
+    lighting = Lighting(np.array([0.0, -1.0, 0.0]), 0.4, 0.6, np.ones(3))
+    scene = render_people(
+        camera,
+        posed.vertices,
+        mesh,
+        surface.vertices.astype(np.float64),
+        [FlatOutfit(mesh, (0.5, 0.5, 0.5)) for _ in range(n)],
+        np.zeros((*SIZE, 3), dtype=np.uint8),
+        lighting,
+        np.random.default_rng(0),
+    )
+    marks = WholeBodyLandmarks(body)
+    points = marks(posed)
+    return [
+        keypoint_visibility(camera, points[k], marks.inner_depth, k + 1, scene.instance, scene.depth, 0.03)[:, 2]
+        for k in range(n)
+    ]
+
+
+def test_keypoint_visibility_follows_the_depth_buffer(
+    anny_body: AnnyBody, labelled_mesh: LabelledMesh, surface: BodySurface
+) -> None:
+    nose, l_eye, r_eye = 0, 1, 2
+    face = slice(23, 91)
+    (facing,) = _visibility(anny_body, labelled_mesh, surface, 0.0, [(0.0, 3.0, 0.0)])
+    assert (facing[[nose, l_eye, r_eye]] == 2).all()
+    assert (facing[face] == 2).mean() > 0.9
+    (away,) = _visibility(anny_body, labelled_mesh, surface, 180.0, [(0.0, 3.0, 0.0)])
+    assert (away[[nose, l_eye, r_eye]] == 1).all(), "the face is hidden by the back of the head"
+    assert (away[23 + 17 : 91] == 1).all(), "brows, nose, eyes and lips are hidden"
+    assert (away[face] == 1).mean() > 0.9  # only jaw points at the head's silhouette may show
+    assert (away[11:13] == 2).all(), "hips are seen from behind too"
+    # A person straight behind another: the hidden one's face and torso keypoints are in the image but occluded.
+    _, behind = _visibility(anny_body, labelled_mesh, surface, 0.0, [(0.0, 2.6, 0.0), (0.0, 4.0, 0.0)])
+    assert (behind[[nose, 5, 6, 11, 12]] == 1).all()
+    assert (behind > 0).all(), "everything is inside the image"

@@ -11,7 +11,8 @@
 - COCO-WholeBody part fields with face and hand boxes and validity flags.
 
 Visibility of a keypoint comes from the depth buffer: it is visible when its pixel shows the same person and the
-visible surface there is no nearer than the keypoint minus its depth below the skin (``inner_depth``) and a margin.
+visible surface there is no nearer than the keypoint minus twice its depth below the skin (``inner_depth``: the
+limb's thickness around a joint) and a margin.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from scipy.spatial import cKDTree
 from densehuman.synth.camera import Camera
 
 DP_GRID = 256
+JOINT_DEPTH_FACTOR = 2.0
 N_COARSE = 14
 
 # Slices of the 133 COCO-WholeBody keypoints.
@@ -137,7 +139,9 @@ def keypoint_visibility(
     col = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, width - 1)
     row = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, height - 1)
     shows_person = instance[row, col] == person_id
-    not_hidden = depth[row, col] >= z - inner_depth - margin
+    # A joint sits inside its limb: seen from any side, the skin in front of it is up to about twice its depth under
+    # the nearest skin away (the limb's thickness), so that much of the person's own surface does not hide it.
+    not_hidden = depth[row, col] >= z - JOINT_DEPTH_FACTOR * inner_depth - margin
     v = np.where(inside, np.where(shows_person & not_hidden, 2, 1), 0)
     out = np.zeros((points.shape[0], 3))
     out[inside, :2] = xy[inside]

@@ -205,10 +205,13 @@ def run_synth(job: SynthJob, resume: bool = False, overwrite: bool = False, prog
 
 
 def variety(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the people in the dataset look like: pose families, hands, ages, garments, people per image."""
+    """What the people in the dataset look like: pose families, hands, ages, garments, people per image (counted
+    over the people that are visible)."""
     families: Counter[str] = Counter()
     hands: Counter[str] = Counter()
     garments: Counter[str] = Counter()
+    styles: Counter[str] = Counter()
+    patterns: Counter[str] = Counter()
     ages: list[float] = []
     per_image: Counter[int] = Counter()
     for r in records:
@@ -218,13 +221,23 @@ def variety(records: list[dict[str, Any]]) -> dict[str, Any]:
             hands.update(d["hands"])
             ages.append(d["age_years"])
             outfit = d.get("outfit", {})
-            for g in outfit.get("garments", []) if isinstance(outfit, dict) else []:
-                garments[str(g)] += 1
+            for name, garment in outfit.items():
+                if name in ("skin", "eyes"):
+                    continue
+                garments[name] += 1
+                if isinstance(garment, dict):
+                    if "style" in garment:
+                        styles[f"{name}: {garment['style']}"] += 1
+                    pattern = garment.get("material", {}).get("pattern")
+                    if pattern:
+                        patterns[pattern] += 1
     age_bins = np.histogram(ages, bins=[0, 12, 18, 40, 65, 200])[0] if ages else np.zeros(5, dtype=int)
     return {
         "people_per_image": {str(k): v for k, v in sorted(per_image.items())},
         "pose_families": dict(sorted(families.items())),
         "hand_shapes": dict(sorted(hands.items())),
         "garments": dict(sorted(garments.items())),
+        "garment_styles": dict(sorted(styles.items())),
+        "patterns": dict(sorted(patterns.items())),
         "ages": dict(zip(["0-11", "12-17", "18-39", "40-64", "65+"], [int(x) for x in age_bins], strict=True)),
     }
