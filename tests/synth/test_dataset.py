@@ -244,3 +244,15 @@ def test_cli_with_a_backgrounds_folder(tmp_path: Path, capsys: pytest.CaptureFix
     # The preview mode reads the dataset back and draws the contact sheet.
     assert main(["synth", "--preview", str(out)]) == 0
     assert cv2.imread(str(out / "preview.jpg")).shape[1] == 6 * 256
+
+
+@pytest.mark.slow
+def test_two_hundred_images_pass_every_check(tmp_path: Path) -> None:
+    """The issue's acceptance run: ``densehuman synth --out DIR --images 200`` (about 30 s on 2 cores)."""
+    out = tmp_path / "ds200"
+    assert main(["synth", "--out", str(out), "--images", "200", "--quiet"]) == 0
+    test_layout_and_manifest_counts = json.loads((out / "dataset.json").read_text())["counts"]
+    assert sum(c["images"] for c in test_layout_and_manifest_counts.values()) == 200
+    test_densepose_json_loads_and_points_match_the_maps(out)
+    test_keypoint_visibility_agrees_with_the_maps(out)
+    test_cihp_parsing_maps(out)

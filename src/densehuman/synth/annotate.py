@@ -106,7 +106,7 @@ class PersonLabels:
 
 def part_box(points: np.ndarray) -> list[float]:
     """Minimal [x, y, w, h] around a part's labelled (v > 0) keypoints."""
-    labelled = points[points[:, 2] > 0, :2]
+    labelled = np.floor(points[points[:, 2] > 0, :2] * 100.0) / 100.0  # as written (see _flat_keypoints)
     if labelled.shape[0] == 0:
         return [0.0, 0.0, 0.0, 0.0]
     lo, hi = labelled.min(axis=0), labelled.max(axis=0)
@@ -220,8 +220,15 @@ def _kmeans_points(rng: np.random.Generator, pixels: np.ndarray, k: int) -> np.n
 
 
 def _flat_keypoints(points: np.ndarray) -> list[float | int]:
-    """(K, 3) -> [x, y, v, ...] with x, y rounded to 0.01 px and v an int, as COCO writes them."""
+    """(K, 3) -> [x, y, v, ...] with x, y cut to 0.01 px and v an int, as COCO writes them.
+
+    Coordinates are truncated, not rounded, so a keypoint stays in the pixel its visibility was decided in.
+    """
     out: list[float | int] = []
     for x, y, vis in points:
-        out += [round(float(x), 2), round(float(y), 2), round(float(vis))]
+        out += [_cut(x), _cut(y), round(float(vis))]
     return out
+
+
+def _cut(value: float) -> float:
+    return float(np.floor(float(value) * 100.0) / 100.0)

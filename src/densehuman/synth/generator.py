@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,7 @@ def build_generator(config: SynthConfig, seed: int) -> ImageGenerator:
         outfits=outfits,
         backgrounds=BackgroundSource(config.backgrounds),
         size=config.size,
-        placement=PlacementConfig(
-            **{**_asdict(config.placement), "min_people": config.min_people, "max_people": config.max_people}
-        ),
+        placement=dataclasses.replace(config.placement, min_people=config.min_people, max_people=config.max_people),
         cameras=config.cameras,
     )
     return ImageGenerator(config, seed, body, mesh, rest, scenes, WholeBodyLandmarks(body))
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
