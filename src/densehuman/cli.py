@@ -19,6 +19,11 @@ def _add_body(sub: argparse._SubParsersAction) -> None:
         ("build", "build the body surface and cache it (rebuilds with --rebuild)"),
         ("info", "charts, vertex counts, distortion and the cache path"),
         ("preview", "write PNG pictures of the charts, U, V and a checkerboard, and the UV layouts"),
+        (
+            "export-eval-data",
+            "write the body's DensePose evaluation files (SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, "
+            "Pdist_matrix.pkl) in the official formats",
+        ),
     ):
         p = actions.add_parser(name, help=text, description=text)
         p.add_argument(
@@ -35,6 +40,10 @@ def _add_body(sub: argparse._SubParsersAction) -> None:
         if name == "preview":
             p.add_argument("--out", required=True, help="folder for the PNG files")
             p.add_argument("--overwrite", action="store_true", help="replace preview files already in --out")
+        if name == "export-eval-data":
+            p.add_argument("dir", nargs="?", metavar="DIR", help="output folder (or give it as --out)")
+            p.add_argument("--out", help="output folder")
+            p.add_argument("--overwrite", action="store_true", help="replace evaluation files already in DIR")
 
 
 def _run_body(args: argparse.Namespace) -> int:
@@ -53,6 +62,19 @@ def _run_body(args: argparse.Namespace) -> int:
 
         for written in write_previews(surface, args.out, overwrite=args.overwrite):
             print(written)
+    elif args.action == "export-eval-data":
+        from densehuman.evaluation.geodesic_data import export_official, from_body_surface
+
+        if args.dir and args.out and args.dir != args.out:
+            raise ValueError(f"two output folders given: {args.dir} and --out {args.out}")
+        out = args.dir or args.out
+        if not out:
+            raise ValueError("give the output folder: densehuman body export-eval-data DIR")
+        data = from_body_surface(surface)
+        rest = surface.vertices[surface.geodesic_vertices[surface.uv_table_index]]
+        for written in export_official(data, out, overwrite=args.overwrite, vertices=rest):
+            print(f"{written}  {written.stat().st_size:,} bytes")
+        print(f"{data.part_ids.size} UV-space vertices over a {data.table_size}-vertex geodesic table")
     return 0
 
 
@@ -199,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_body(sub)
     _add_synth(sub)
+    from densehuman.evaluation import cli as evaluation_cli
+
+    evaluation_cli.add_parsers(sub)
     _add_demo(sub)
     return parser
 
@@ -210,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_body(args)
         if args.command == "synth":
             return _run_synth(args)
+        if args.command in ("evaluate", "fake-predictions"):
+            from densehuman.evaluation import cli as evaluation_cli
+
+            if args.command == "evaluate":
+                return evaluation_cli.run_evaluate(args)
+            return evaluation_cli.run_fake_predictions(args)
         if args.command == "demo":
             return _run_demo(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
