@@ -51,3 +51,20 @@ def test_body_preview_writes_pictures_and_refuses_to_overwrite(
     assert main(["body", "preview", "--out", str(tmp_path), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["body", "preview", "--out", str(tmp_path), "--quiet", "--overwrite"]) == 0
+
+
+def test_demo_writes_body_pictures_a_dataset_and_its_evaluation(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--images", "8", "--quiet"]) == 0
+    assert (out / "body" / "uv_layouts.png").is_file()
+    assert json.loads((out / "synth" / "dataset.json").read_text())["counts"]["val"]["images"] == 2
+    perfect = json.loads((out / "evaluation" / "perfect.json").read_text())
+    random = json.loads((out / "evaluation" / "random.json").read_text())
+    assert perfect["gt_people_with_points"] > 0
+    assert perfect["gps"]["AP"] > 0.99
+    assert random["gps"]["AP"] < 0.05
+    assert (out / "evaluation" / "perturbed_rcp.png").is_file()
+    # The demo refuses to overwrite what it wrote unless asked.
+    assert main(["demo", "--out", str(out), "--images", "8", "--quiet"]) == 2

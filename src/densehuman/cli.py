@@ -147,7 +147,42 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"synthetic dataset: {job.out} ({args.images} images, {rate:.2f} images/s); "
         f"labels drawn in {job.out}/preview.jpg"
     )
+    _demo_evaluation(job.out, Path(args.out) / "evaluation", surface)
     return 0
+
+
+def _demo_evaluation(dataset: object, out: object, surface: object) -> None:
+    """Score perfect, perturbed and random predictions of the demo dataset's val split: the yardstick at work."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from densehuman import atomic
+    from densehuman.body.surface import BodySurface
+    from densehuman.evaluation.cli import format_report
+    from densehuman.evaluation.densepose import DensePoseEvaluation, load_ground_truth
+    from densehuman.evaluation.geodesic_data import from_body_surface
+    from densehuman.evaluation.predictions import predictions_from_dataset
+    from densehuman.evaluation.rcp import plot_rcp
+
+    assert isinstance(dataset, Path)
+    assert isinstance(out, Path)
+    assert isinstance(surface, BodySurface)
+    gt = load_ground_truth(dataset / "annotations" / "densepose_val.json")
+    body = from_body_surface(surface)
+    rng = np.random.default_rng(0)
+    for name, options in (
+        ("perfect", {}),
+        ("perturbed", {"uv_noise": 0.05, "box_jitter": 0.03}),
+        ("random", {"random": True}),
+    ):
+        detections = predictions_from_dataset(dataset, "val", rng=rng, **options)
+        figures = DensePoseEvaluation(gt, detections, body).run()
+        print(f"\nDensePose evaluation of {name} predictions (val split):")
+        print(format_report(figures))
+        atomic.write_json(out / f"{name}.json", figures, indent=1)
+        plot_rcp(figures["rcp"], out / f"{name}_rcp.png", title=f"RCP, {name} predictions")
+    print(f"\nevaluation figures and RCP curves: {out}")
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:

@@ -89,7 +89,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     detections = load_results(Path(args.pred), image_ids={int(im["id"]) for im in gt["images"]})
     body = load_eval_body(args.body)
     figures = DensePoseEvaluation(gt, detections, body, config, progress=not args.quiet).run()
-    figures["body"] = body.name
     figures["seconds"] = round(time.perf_counter() - started, 3)
     print(format_report(figures))
     if args.out:

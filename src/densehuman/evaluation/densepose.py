@@ -140,6 +140,7 @@ class DensePoseEvaluation:
                 errors.append(dist)
                 charts.append(chart)
         out: dict[str, Any] = {
+            "body": self.body.name,
             "images": len(self.images),
             "gt_people": sum(len(v) for v in self.gts.values()),
             "gt_people_with_points": sum(1 for v in self.gts.values() for a in v if "dp_x" in a),
