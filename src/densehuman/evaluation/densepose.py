@@ -28,6 +28,7 @@ from densehuman.evaluation.gps import (
     paste_mask,
     prepare_gt_points,
 )
+from densehuman.evaluation.ignore_regions import keep_person, region_mask
 from densehuman.evaluation.matching import (
     AREA_RANGES,
     ImageResult,
@@ -109,14 +110,21 @@ class DensePoseEvaluation:
         self.progress = progress
         self.images = {int(im["id"]): (int(im["height"]), int(im["width"])) for im in gt["images"]}
         self.categories = sorted({int(c["id"]) for c in gt.get("categories", [])} or {1})
+        # Ignore regions (PoseTrack) are looked at only for images that have GT annotations, as officially.
+        with_gt = {int(a["image_id"]) for a in gt["annotations"]}
+        regions = {int(im["id"]): region_mask(im) for im in gt["images"] if int(im["id"]) in with_gt}
         self.gts: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
         for ann in gt["annotations"]:
-            self.gts[int(ann["image_id"]), int(ann["category_id"])].append(ann)
+            if keep_person(ann["bbox"], None, regions.get(int(ann["image_id"]))):
+                self.gts[int(ann["image_id"]), int(ann["category_id"])].append(ann)
         self.points: dict[int, GtPoints] = {}  # prepared GT points by id() of the annotation, filled by run()
         self.dts: dict[tuple[int, int], list[tuple[int, Detection]]] = defaultdict(list)
         for index, det in enumerate(detections):
             if det.image_id not in self.images:
                 raise ValueError(f"detection {index}: image_id {det.image_id} is not in the ground truth")
+            labels = det.chart.labels_uv_uint8[0] if det.chart is not None else None
+            if det.image_id in regions and not keep_person(det.bbox, labels, regions[det.image_id]):
+                continue
             # Detection ids as pycocotools' loadRes gives them: position in the results list + 1.
             self.dts[det.image_id, det.category_id].append((index + 1, det))
 
