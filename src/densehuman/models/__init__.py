@@ -1,0 +1,1 @@
+"""Models: DensePose R-CNN and its parts (backbones, FPN, RPN, box and DensePose branches)."""

@@ -1,0 +1,191 @@
+"""The two-stage detector (detectron2's ``GeneralizedRCNN``): normalize and pad, backbone, neck, RPN, box head
+and any number of RoI branches (DensePose) that run on the foreground proposals in training and on the detected
+boxes at inference.
+
+Images come in as RGB 0..255 and boxes are xyxy pixels of those images; the detector never resizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from densehuman.models.backbones import Backbone
+from densehuman.models.box_head import BoxHead, select_foreground
+from densehuman.models.instances import Prediction, Targets
+from densehuman.models.necks import FPN
+from densehuman.models.rpn import RPN
+
+
+class RoIBranch(Protocol):
+    """A per-instance task on RoI features (e.g. the DensePose branch); an ``nn.Module`` in practice.
+
+    ``losses`` gets, per image, the foreground proposals sampled by the box head (K, 4) and the index (K,) of the
+    GT box each is matched to in ``targets[i]`` (detectron2's ``select_foreground_proposals``); it returns
+    ``{"loss_<branch>_<term>": scalar}``. ``predict`` gets the detected boxes per image and returns one result per
+    image (stored in ``Prediction.densepose``).
+    """
+
+    in_features: tuple[str, ...]
+
+    def losses(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        matched: list[Tensor],
+        targets: list[Targets],
+    ) -> dict[str, Tensor]: ...
+
+    def predict(self, features: dict[str, Tensor], boxes: list[Tensor]) -> list[Any]: ...
+
+
+class Detector(nn.Module):
+    """Faster R-CNN with FPN plus RoI branches, with detectron2's behaviour and parameter layout.
+
+    Args:
+        backbone: a :class:`Backbone` (``ResNet`` or ``TimmBackbone``).
+        neck: an :class:`FPN` over the backbone outputs, or None to feed the backbone maps directly.
+        rpn / box_head: built for the neck's output names, channels and strides.
+        extra_heads: :class:`RoIBranch` modules; their feature names must be neck outputs.
+        pixel_mean / pixel_std: per channel, in ``input_format`` order and 0..255 units (detectron2 checkpoints:
+            BGR, mean (103.530, 116.280, 123.675), std 1).
+        input_format: ``"BGR"`` flips the RGB input images before normalizing.
+        size_divisibility: pad the batch to a multiple of this (the coarsest FPN input stride).
+    """
+
+    pixel_mean: Tensor  # (3, 1, 1)
+    pixel_std: Tensor  # (3, 1, 1)
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        neck: FPN | None,
+        rpn: RPN,
+        box_head: BoxHead,
+        extra_heads: Sequence[RoIBranch] = (),
+        pixel_mean: Sequence[float] = (103.530, 116.280, 123.675),
+        pixel_std: Sequence[float] = (1.0, 1.0, 1.0),
+        input_format: str = "BGR",
+        size_divisibility: int = 32,
+    ) -> None:
+        super().__init__()
+        if input_format not in ("BGR", "RGB"):
+            raise ValueError(f"input_format must be 'BGR' or 'RGB', got {input_format!r}")
+        if len(pixel_mean) != 3 or len(pixel_std) != 3:
+            raise ValueError("pixel_mean and pixel_std need 3 values each")
+        self.backbone = backbone
+        self.neck = neck
+        self.rpn = rpn
+        self.box_head = box_head
+        available = set((neck or backbone).output_shapes())
+        heads: list[RoIBranch] = []
+        for head in extra_heads:
+            if not isinstance(head, nn.Module):
+                raise ValueError(f"extra heads must be nn.Module instances, got {type(head).__name__}")
+            missing = set(head.in_features) - available
+            if missing:
+                raise ValueError(f"{type(head).__name__} needs features {sorted(missing)}, have {sorted(available)}")
+            heads.append(head)
+        for module, names in (("rpn", rpn.in_features), ("box_head", box_head.in_features)):
+            if set(names) - available:
+                raise ValueError(f"{module} needs features {sorted(set(names) - available)}, have {sorted(available)}")
+        self.extra_heads = nn.ModuleList([h for h in heads if isinstance(h, nn.Module)])
+        self._branches = heads  # the same modules, typed as branches
+        self.input_format = input_format
+        self.size_divisibility = size_divisibility
+        # Not persistent: detectron2 checkpoints do not carry them.
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess(self, images: Sequence[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
+        """RGB (3, H, W) images (uint8 or float, 0..255) -> normalized (B, 3, Hp, Wp) batch padded with zeros to a
+        multiple of ``size_divisibility`` (after normalizing, as detectron2), and the (H, W) of each image."""
+        if not images:
+            raise ValueError("preprocess needs at least one image")
+        normalized = []
+        for image in images:
+            if image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(f"images must be (3, H, W) RGB tensors, got shape {tuple(image.shape)}")
+            x = image.to(self.device, torch.float32)
+            if self.input_format == "BGR":
+                x = x.flip(0)
+            normalized.append((x - self.pixel_mean) / self.pixel_std)
+        sizes = [(int(x.shape[1]), int(x.shape[2])) for x in normalized]
+        d = max(self.size_divisibility, 1)
+        height = -(-max(h for h, _ in sizes) // d) * d
+        width = -(-max(w for _, w in sizes) // d) * d
+        batch = torch.stack([F.pad(x, (0, width - x.shape[2], 0, height - x.shape[1])) for x in normalized])
+        return batch, sizes
+
+    def features(self, batch: Tensor) -> dict[str, Tensor]:
+        """Backbone (+ neck) maps of a preprocessed batch."""
+        maps = self.backbone(batch)
+        return dict(maps) if self.neck is None else self.neck(maps)
+
+    def forward(
+        self, images: Sequence[Tensor], targets: Sequence[Targets], generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Training losses: ``loss_rpn_cls``, ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg`` and the extra heads'.
+
+        ``generator`` drives the anchor and proposal sampling (torch's global generator when None).
+        """
+        if not self.training:
+            raise RuntimeError("Detector.forward computes training losses: call model.train() first")
+        if len(images) != len(targets):
+            raise ValueError(f"got {len(images)} images but {len(targets)} targets")
+        batch, sizes = self.preprocess(images)
+        targets = [t.to(self.device) for t in targets]
+        features = self.features(batch)
+        proposals, losses = self.rpn(features, sizes, targets, generator)
+        box_losses, sampled = self.box_head.losses(features, proposals, targets, generator)
+        losses.update(box_losses)
+        if self._branches:
+            fg_boxes, fg_matched = select_foreground(sampled, self.box_head.num_classes)
+            for head in self._branches:
+                head_losses = head.losses(features, fg_boxes, fg_matched, targets)
+                clash = set(head_losses) & set(losses)
+                if clash:
+                    raise ValueError(f"{type(head).__name__} returns loss names already used: {sorted(clash)}")
+                losses.update(head_losses)
+        return losses
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[Tensor], score_threshold: float | None = None) -> list[Prediction]:
+        """Detections per image (boxes in the pixels of the given images, scores decreasing), with the last extra
+        head's per-image output in ``Prediction.densepose``. Needs eval mode (``model.eval()``)."""
+        if self.training:
+            raise RuntimeError("Detector.predict needs eval mode: call model.eval() first")
+        batch, sizes = self.preprocess(images)
+        features = self.features(batch)
+        proposals, _ = self.rpn(features, sizes)
+        detections = self.box_head.predict(features, proposals, sizes, score_threshold)
+        predictions = [Prediction(boxes, scores, classes) for boxes, scores, classes in detections]
+        boxes = [p.boxes for p in predictions]
+        for head in self._branches:
+            for prediction, output in zip(predictions, head.predict(features, boxes), strict=True):
+                prediction.densepose = output
+        return predictions
+
+
+def detectron2_key(name: str) -> str | None:
+    """The :class:`Detector` parameter name of a detectron2 GeneralizedRCNN state-dict key, for the generic
+    parts (backbone, FPN, RPN, box head); None for keys of other heads (``roi_heads.densepose_*``)."""
+    prefixes: Mapping[str, str] = {
+        "backbone.bottom_up.": "backbone.",
+        "backbone.fpn_": "neck.fpn_",
+        "proposal_generator.": "rpn.",
+        "roi_heads.box_head.": "box_head.head.",
+        "roi_heads.box_predictor.": "box_head.predictor.",
+    }
+    for old, new in prefixes.items():
+        if name.startswith(old):
+            return new + name[len(old) :]
+    return None
