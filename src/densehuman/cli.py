@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     from densehuman.evaluation import cli as evaluation_cli
 
     evaluation_cli.add_parsers(sub)
+    from densehuman.engine import cli as engine_cli
+
+    engine_cli.add_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -270,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_body(args)
         if args.command == "synth":
             return _run_synth(args)
+        if args.command == "train":
+            from densehuman.engine import cli as engine_cli
+
+            return engine_cli.run(args)
         if args.command in ("evaluate", "fake-predictions"):
             from densehuman.evaluation import cli as evaluation_cli
 

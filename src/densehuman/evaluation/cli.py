@@ -121,7 +121,8 @@ def format_report(figures: dict[str, Any]) -> str:
         r = figures["rcp"]
         lines.append(
             f"RCP: {r['points']} points, AUC10 {r['AUC10']:.4f}, AUC30 {r['AUC30']:.4f}, RCP@5cm {r['RCP@5cm']:.4f}, "
-            f"RCP@10cm {r['RCP@10cm']:.4f}, median error {r['median_error_cm']:.2f} cm"
+            f"RCP@10cm {r['RCP@10cm']:.4f}, median error "
+            + (f"{r['median_error_cm']:.2f} cm" if r["median_error_cm"] is not None else "beyond any match")
         )
     if "seconds" in figures:
         lines.append(f"({figures['seconds']:.2f} s)")

@@ -51,7 +51,8 @@ def summarize_rcp(errors: PointErrors) -> dict[str, object]:
         "RCP@5cm": float(np.mean(errors.distance <= 0.05)) if errors.distance.size else 0.0,
         "RCP@10cm": float(np.mean(errors.distance <= 0.10)) if errors.distance.size else 0.0,
         "RCP@30cm": float(np.mean(errors.distance <= 0.30)) if errors.distance.size else 0.0,
-        "median_error_cm": float(np.median(errors.distance) * 100) if errors.distance.size else float("inf"),
+        # None when more than half of the points are wrong everywhere (JSON has no infinity).
+        "median_error_cm": _finite_or_none(float(np.median(errors.distance) * 100)) if errors.distance.size else None,
         "thresholds_m": [round(float(t), 4) for t in thresholds],
         "curve": [round(float(c), 6) for c in curve],
     }
@@ -69,6 +70,10 @@ def summarize_rcp(errors: PointErrors) -> dict[str, object]:
         }
     out["per_chart"] = per_chart
     return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
 
 
 def plot_rcp(summary: dict[str, object], path: str | os.PathLike[str], title: str = "DensePose RCP") -> None:

@@ -156,10 +156,17 @@ def run_synth(job: SynthJob, resume: bool = False, overwrite: bool = False, prog
     started = time.perf_counter()
     bar = tqdm(total=job.images, initial=job.images - len(todo), desc="synth", unit="img", disable=not progress)
     if todo and workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
         _init_worker(job.config, job.seed, root, splits)
-        for index in todo:
-            _make_one(index)
-            bar.update()
+        try:
+            for index in todo:
+                _make_one(index)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads)  # in-process generation must not leave the caller single-threaded
+            _WORKER.clear()
     elif todo:
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(job.config, job.seed, root, splits)) as pool:

@@ -1,0 +1,245 @@
+"""Frozen configuration dataclasses and their YAML / ``key=value`` overrides.
+
+A configuration is data: presets (``densehuman.models.zoo``) build complete ``Config`` objects, and a YAML file or
+``--set a.b=c`` only overrides fields of a preset. Unknown keys are errors that list the valid ones. Modules never
+read a config: ``densehuman.models.build`` is the one place a config turns into modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    kind: str = "resnet"  # "resnet" (detectron2-style ResNet) or "timm"
+    depth: int = 50  # resnet: 50 or 101
+    timm_name: str = ""  # timm: any model with features_only support, e.g. "resnet18", "mobilenetv3_large_100"
+    pretrained: bool = False  # timm: download ImageNet weights (needs internet access)
+    freeze_at: int = 2  # resnet: freeze the stem (1) and res2 (2) as detectron2 does
+    stride_in_1x1: bool = True  # resnet: caffe-style blocks (detectron2 MSRA checkpoints)
+    width_per_group: int = 64
+    stem_out_channels: int = 64
+    res2_out_channels: int = 256
+
+
+@dataclass(frozen=True)
+class FPNConfig:
+    out_channels: int = 256
+
+
+@dataclass(frozen=True)
+class RPNConfig:
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    pre_nms_topk_train: int = 2000
+    pre_nms_topk_test: int = 1000
+    post_nms_topk_train: int = 1000
+    post_nms_topk_test: int = 1000
+    nms_thresh: float = 0.7
+    batch_size_per_image: int = 256
+    positive_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class BoxHeadConfig:
+    num_classes: int = 1
+    fc_dim: int = 1024
+    pooler_resolution: int = 7
+    pooler_sampling_ratio: int = 2  # the DensePose configs pool boxes with "ROIAlign", sampling 2
+    pooler_aligned: bool = False
+    batch_size_per_image: int = 512
+    positive_fraction: float = 0.25
+    score_thresh_test: float = 0.05
+    nms_thresh_test: float = 0.5
+    detections_per_image: int = 100
+
+
+@dataclass(frozen=True)
+class DensePoseHeadConfig:
+    head: str = "v1convx"  # "v1convx" (8 convs) or "deeplab" (ASPP + GroupNorm)
+    num_stacked_convs: int = 8
+    conv_dim: int = 512
+    nonlocal_block: bool = False  # deeplab only
+    decoder: bool = True  # panoptic-FPN decoder (pool one stride-4 map) instead of multi-level pooling
+    decoder_conv_dims: int = 256
+    decoder_num_classes: int = 256
+    pooler_resolution: int = 28
+    pooler_sampling_ratio: int = 2
+    pooler_aligned: bool = False  # "ROIAlign" in the base DensePose config; True = "ROIAlignV2"
+    heatmap_size: int = 112
+    num_coarse_segm: int = 2  # 2 (foreground) or 15 (14 parts + background, the paper's setting)
+    fg_iou_threshold: float = 0.7
+    index_weight: float = 5.0  # coarse segmentation S
+    part_weight: float = 1.0  # fine segmentation I
+    point_regression_weight: float = 0.01  # U, V
+    uv_confidence: str = ""  # "", "iid_iso" (WC1) or "indep_aniso" (WC2)
+    segm_confidence: bool = False  # the M variants
+    confidence_epsilon: float = 0.01
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fpn: FPNConfig = field(default_factory=FPNConfig)
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    box_head: BoxHeadConfig = field(default_factory=BoxHeadConfig)
+    densepose: DensePoseHeadConfig = field(default_factory=DensePoseHeadConfig)
+    input_format: str = "BGR"  # detectron2 checkpoints take BGR 0..255
+    pixel_mean: tuple[float, float, float] = (103.530, 116.280, 123.675)
+    pixel_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    min_size_train: tuple[int, ...] = (640, 672, 704, 736, 768, 800)
+    max_size_train: int = 1333
+    min_size_test: int = 800
+    max_size_test: int = 1333
+    flip_prob: float = 0.5
+    color_jitter: float = 0.0  # brightness / contrast / saturation strength (0: off)
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    ims_per_batch: int = 16
+    base_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 1000
+    warmup_factor: float = 0.1
+    steps: tuple[int, ...] = (100_000, 120_000)
+    gamma: float = 0.1
+    max_iter: int = 130_000
+    clip_grad_norm: float = 0.0  # 0: off
+    amp: bool = True  # mixed precision, on CUDA only
+    checkpoint_period: int = 5000
+    eval_period: int = 0  # 0: only at the end
+    log_period: int = 20
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_split: str = "train"
+    val_split: str = "val"
+    num_workers: int = 2
+    eval_max_images: int = 0  # 0: the whole validation split
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON/YAML-ready dict (tuples become lists)."""
+    return json_ready(dataclasses.asdict(config))
+
+
+def json_ready(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "") -> Any:
+    """A copy of a (nested) frozen dataclass with the fields in ``overrides`` replaced; unknown keys raise."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping of fields, got {type(overrides).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            raise ValueError(f"unknown config key '{path}'; valid keys here: {', '.join(sorted(fields))}")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            changes[key] = apply_overrides(current, value, path)
+        else:
+            changes[key] = _coerce(value, hints[key], path)
+    return dataclasses.replace(config, **changes)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"config key '{path}' takes a list, got {value!r}")
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, path) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config key '{path}' takes true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config key '{path}' takes an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"config key '{path}' takes a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"config key '{path}' takes a string, got {value!r}")
+        return value
+    return value
+
+
+def load_overrides(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{p}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: the top level must be a mapping of config sections")
+    data.pop("preset", None)
+    return data
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["solver.base_lr=0.02", "model.densepose.head=deeplab"]`` -> nested overrides (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value, e.g. solver.base_lr=0.02")
+        key, text = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ValueError(f"--set {item!r}: empty key")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: '{p}' is both a value and a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a ``Config`` from ``to_dict`` output (e.g. a checkpoint's stored config)."""
+    config: Config = apply_overrides(Config(), data)
+    return config

@@ -1,0 +1,1 @@
+"""Training engine: schedules, checkpoints, the training loop and distributed set-up."""

@@ -1,0 +1,129 @@
+"""Checkpoints as safetensors: the model weights with the resolved config, and the training state (optimizer,
+scheduler, RNG, iteration) beside them. Files are written atomically; ``last_checkpoint`` names the newest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from densehuman import atomic
+
+LAST = "last_checkpoint"
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    rest: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for pid, pstate in state["state"].items():
+        entry = {}
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                entry[key] = value
+        rest["state"][str(pid)] = entry
+    return tensors, rest
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in rest["state"].items()}
+    for name, value in tensors.items():
+        if not name.startswith("optimizer."):
+            continue
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    iteration: int,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model_{iteration:07d}.safetensors`` (+ ``.state.safetensors``) and point ``last_checkpoint`` at it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"config": json.dumps(config), "iteration": str(iteration), "format": "densehuman-checkpoint-1"}
+    path = run_dir / f"model_{iteration:07d}.safetensors"
+    atomic.write_bytes(path, save(weights, metadata=meta))
+    if optimizer is not None:
+        tensors, rest = _flatten_optimizer(optimizer.state_dict())
+        tensors["rng.torch"] = torch.get_rng_state()
+        state_meta = {
+            "optimizer": json.dumps(rest),
+            "scheduler": json.dumps(scheduler.state_dict() if scheduler is not None else {}, default=_no_lambdas),
+            "numpy_rng": json.dumps(_numpy_state()),
+            "iteration": str(iteration),
+            "extra": json.dumps(extra or {}),
+        }
+        atomic.write_bytes(path.with_suffix(".state.safetensors"), save(tensors, metadata=state_meta))
+    atomic.write_bytes(run_dir / LAST, path.name.encode())
+    return path
+
+
+def _no_lambdas(obj: Any) -> Any:
+    return None  # LambdaLR keeps its lambdas in the state dict; they are rebuilt from the config
+
+
+def _numpy_state() -> Any:
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return [kind, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    marker = run_dir / LAST
+    if not marker.is_file():
+        return None
+    path = run_dir / marker.read_text().strip()
+    if not path.is_file():
+        raise FileNotFoundError(f"{marker} names {path.name}, which does not exist")
+    return path
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_weights(path: Path, model: torch.nn.Module, strict: bool = True) -> dict[str, Any]:
+    """Load model weights; returns the checkpoint's stored config (as a dict) and iteration."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        weights = load_file(str(path))
+        meta = read_metadata(path)
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if strict and (missing or unexpected):
+        raise ValueError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return {"config": json.loads(meta.get("config", "{}")), "iteration": int(meta.get("iteration", 0))}
+
+
+def load_training_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """Restore optimizer, scheduler and RNG state saved beside the weights at ``path``."""
+    state_path = path.with_suffix(".state.safetensors")
+    if not state_path.is_file():
+        raise FileNotFoundError(f"{state_path}: the training state of {path.name} is missing; cannot resume exactly")
+    tensors = load_file(str(state_path))
+    meta = read_metadata(state_path)
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(meta["optimizer"])))
+    sched = json.loads(meta["scheduler"])
+    if scheduler is not None and sched:
+        sched.pop("lr_lambdas", None)
+        scheduler.load_state_dict({**scheduler.state_dict(), **sched})
+    torch.set_rng_state(tensors["rng.torch"])
+    kind, keys, pos, has_gauss, cached = json.loads(meta["numpy_rng"])
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return {"iteration": int(meta["iteration"]), "extra": json.loads(meta.get("extra", "{}"))}

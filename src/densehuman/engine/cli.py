@@ -1,0 +1,50 @@
+"""``densehuman train``: one command for a CPU, a GPU, or many (``torchrun --nproc-per-node N -m densehuman train``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    text = "train a model from a preset on a DensePose-COCO style dataset (synthetic or real)"
+    p = sub.add_parser("train", help=text, description=text)
+    p.add_argument("--preset", help="a named preset (see --list-presets)")
+    p.add_argument("--data", help="dataset folder (as `densehuman synth` writes it)")
+    p.add_argument("--out", help="run folder: config, log, checkpoints, metrics, loss curves")
+    p.add_argument("--config", help="YAML file overriding fields of the preset")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. solver.max_iter=500")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--list-presets", action="store_true", help="print the preset names and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from densehuman.config import apply_overrides, load_overrides, parse_set
+    from densehuman.models.zoo import PRESETS, preset
+
+    if args.list_presets:
+        for name, make in PRESETS.items():
+            print(f"{name:34} {(make.__doc__ or '').strip().splitlines()[0] if make.__doc__ else ''}")
+        return 0
+    for flag in ("preset", "data", "out"):
+        if not getattr(args, flag):
+            raise ValueError(f"--{flag} is required")
+    data = Path(args.data)
+    if not (data / "annotations").is_dir():
+        raise ValueError(f"--data {data}: no annotations/ folder; is this a dataset written by `densehuman synth`?")
+    config = preset(args.preset)
+    if args.config:
+        config = apply_overrides(config, load_overrides(args.config))
+    if args.set:
+        config = apply_overrides(config, parse_set(args.set))
+    from densehuman.engine.trainer import run_training
+
+    result = run_training(config, data, Path(args.out), resume=args.resume, progress=not args.quiet)
+    line = f"trained {config.name} to iteration {result['iteration']} in {result['seconds']:.0f} s"
+    line += f" ({result['images_per_s']:.2f} images/s)"
+    if "eval" in result:
+        line += "; val AP " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result["eval"].items())
+    print(line)
+    print(f"run folder: {args.out}")
+    return 0

@@ -1,0 +1,136 @@
+"""The one place a ``ModelConfig`` turns into modules."""
+
+from __future__ import annotations
+
+import torch
+
+from densehuman.config import BackboneConfig, DensePoseHeadConfig, ModelConfig
+from densehuman.models.backbones import Backbone, ResNet, TimmBackbone
+from densehuman.models.box_head import BoxHead
+from densehuman.models.densepose_branch import DensePoseBranch, RoIPooler
+from densehuman.models.densepose_head import ChartPredictor, Decoder, DeepLabHead, V1ConvXHead
+from densehuman.models.densepose_loss import DensePoseChartLoss
+from densehuman.models.detector import Detector
+from densehuman.models.necks import FPN
+from densehuman.models.rpn import RPN
+
+FPN_LEVELS = ("p2", "p3", "p4", "p5", "p6")
+
+
+def build_backbone(cfg: BackboneConfig) -> Backbone:
+    if cfg.kind == "resnet":
+        return ResNet(
+            depth=cfg.depth,
+            stem_out_channels=cfg.stem_out_channels,
+            res2_out_channels=cfg.res2_out_channels,
+            width_per_group=cfg.width_per_group,
+            stride_in_1x1=cfg.stride_in_1x1,
+            freeze_at=cfg.freeze_at,
+        )
+    if cfg.kind == "timm":
+        if not cfg.timm_name:
+            raise ValueError("model.backbone.timm_name is required when model.backbone.kind is 'timm'")
+        return TimmBackbone(cfg.timm_name, pretrained=cfg.pretrained)
+    raise ValueError(f"model.backbone.kind must be 'resnet' or 'timm', got {cfg.kind!r}")
+
+
+def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int, int]]) -> DensePoseBranch:
+    in_features = ("p2", "p3", "p4", "p5")
+    channels = shapes[in_features[0]][0]
+    strides = [shapes[f][1] for f in in_features]
+    decoder = None
+    if cfg.decoder:
+        decoder = Decoder(
+            in_features, [shapes[f][0] for f in in_features], strides, cfg.decoder_conv_dims, cfg.decoder_num_classes
+        )
+        pooler = RoIPooler(cfg.pooler_resolution, [1.0 / strides[0]], cfg.pooler_sampling_ratio, cfg.pooler_aligned)
+        head_in = cfg.decoder_num_classes
+    else:
+        pooler = RoIPooler(
+            cfg.pooler_resolution, [1.0 / s for s in strides], cfg.pooler_sampling_ratio, cfg.pooler_aligned
+        )
+        head_in = channels
+    head: torch.nn.Module
+    if cfg.head == "v1convx":
+        head = V1ConvXHead(head_in, cfg.num_stacked_convs, cfg.conv_dim)
+    elif cfg.head == "deeplab":
+        head = DeepLabHead(head_in, cfg.num_stacked_convs, cfg.conv_dim, use_nonlocal=cfg.nonlocal_block)
+    else:
+        raise ValueError(f"model.densepose.head must be 'v1convx' or 'deeplab', got {cfg.head!r}")
+    if cfg.uv_confidence not in ("", "iid_iso", "indep_aniso"):
+        raise ValueError(
+            f"model.densepose.uv_confidence must be '', 'iid_iso' or 'indep_aniso', got {cfg.uv_confidence!r}"
+        )
+    if cfg.num_coarse_segm not in (2, 15):
+        raise ValueError(f"model.densepose.num_coarse_segm must be 2 or 15, got {cfg.num_coarse_segm}")
+    if cfg.heatmap_size != 4 * cfg.pooler_resolution:
+        raise ValueError(
+            f"model.densepose.heatmap_size must be 4 x pooler_resolution (deconv x2, upsample x2), got "
+            f"{cfg.heatmap_size} for {cfg.pooler_resolution}"
+        )
+    predictor = ChartPredictor(
+        cfg.conv_dim,
+        num_coarse_segm_channels=cfg.num_coarse_segm,
+        uv_confidence=cfg.uv_confidence or None,  # type: ignore[arg-type]
+        segm_confidence=cfg.segm_confidence,
+        segm_confidence_epsilon=cfg.confidence_epsilon,
+    )
+    loss = DensePoseChartLoss(
+        part_weight=cfg.part_weight,
+        index_weight=cfg.index_weight,
+        point_regression_weight=cfg.point_regression_weight,
+        uv_confidence=cfg.uv_confidence or None,  # type: ignore[arg-type]
+        uv_confidence_epsilon=cfg.confidence_epsilon,
+    )
+    return DensePoseBranch(in_features, pooler, head, predictor, loss, decoder, cfg.fg_iou_threshold)
+
+
+def build_model(cfg: ModelConfig) -> Detector:
+    """DensePose R-CNN from its config (backbone -> FPN -> RPN -> box head, DensePose branch)."""
+    if cfg.input_format not in ("BGR", "RGB"):
+        raise ValueError(f"model.input_format must be 'BGR' or 'RGB', got {cfg.input_format!r}")
+    backbone = build_backbone(cfg.backbone)
+    neck = FPN(backbone.output_shapes(), out_channels=cfg.fpn.out_channels)
+    shapes = neck.output_shapes()
+    levels = [f for f in FPN_LEVELS if f in shapes]
+    r = cfg.rpn
+    rpn = RPN(
+        levels,
+        cfg.fpn.out_channels,
+        [shapes[f][1] for f in levels],
+        anchor_sizes=[(s,) for s in r.anchor_sizes],
+        aspect_ratios=(r.aspect_ratios,),
+        batch_size_per_image=r.batch_size_per_image,
+        positive_fraction=r.positive_fraction,
+        pre_nms_topk=(r.pre_nms_topk_train, r.pre_nms_topk_test),
+        post_nms_topk=(r.post_nms_topk_train, r.post_nms_topk_test),
+        nms_thresh=r.nms_thresh,
+    )
+    b = cfg.box_head
+    box_levels = ("p2", "p3", "p4", "p5")
+    box_head = BoxHead(
+        box_levels,
+        cfg.fpn.out_channels,
+        [shapes[f][1] for f in box_levels],
+        num_classes=b.num_classes,
+        pooler_resolution=b.pooler_resolution,
+        sampling_ratio=b.pooler_sampling_ratio,
+        aligned=b.pooler_aligned,
+        fc_dim=b.fc_dim,
+        batch_size_per_image=b.batch_size_per_image,
+        positive_fraction=b.positive_fraction,
+        score_threshold=b.score_thresh_test,
+        nms_threshold=b.nms_thresh_test,
+        detections_per_image=b.detections_per_image,
+    )
+    densepose = build_densepose_branch(cfg.densepose, shapes)
+    return Detector(
+        backbone,
+        neck,
+        rpn,
+        box_head,
+        extra_heads=(densepose,),
+        pixel_mean=cfg.pixel_mean,
+        pixel_std=cfg.pixel_std,
+        input_format=cfg.input_format,
+    )
