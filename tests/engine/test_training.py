@@ -184,3 +184,49 @@ def _ddp_rank(rank: int, world: int, port: int, dataset: str, out: str) -> None:
     params = {k: v.detach().clone() for k, v in trainer.module.named_parameters()}
     torch.save(params, Path(out) / f"weights_rank{info.rank}.pt")
     dist.destroy_process_group()
+
+
+def test_cli_train_writes_a_readable_run_folder(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from densehuman.cli import main
+
+    out = tmp_path / "run"
+    settings = [
+        "input.min_size_train=[128]",
+        "input.max_size_train=128",
+        "input.min_size_test=128",
+        "input.max_size_test=128",
+        "solver.ims_per_batch=2",
+        "solver.max_iter=2",
+        "solver.log_period=1",
+        "data.num_workers=0",
+        "data.val_split=train",
+    ]
+    args = ["train", "--preset", "densepose_rcnn_tiny_cpu", "--data", str(dataset), "--out", str(out), "--quiet"]
+    assert main([*args, "--set", *settings]) == 0
+    assert "trained densepose_rcnn_tiny_cpu to iteration 2" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.jsonl", "model_0000002.safetensors", "losses.png", "eval_0000002.json"):
+        assert (out / name).is_file(), name
+    figures = json.loads((out / "eval_0000002.json").read_text())
+    assert {"gps", "gpsm", "iou", "bbox", "rcp"} <= set(figures)
+    # The same folder again without --resume is refused; a bad key names itself.
+    assert main([*args, "--set", *settings]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "densepose_rcnn_tiny_cpu",
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "solver.lr=1",
+            ]
+        )
+        == 2
+    )
+    assert "unknown config key 'solver.lr'" in capsys.readouterr().err
