@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densehuman.models.densepose_branch import DensePoseBranch, RoIPooler, to_chart_result, to_chart_results
+from densehuman.models.densepose_branch import DensePoseBranch, to_chart_result, to_chart_results
 from densehuman.models.densepose_head import ChartPredictor, Decoder, DeepLabHead, UVConfidence, V1ConvXHead
 from densehuman.models.densepose_loss import (
     DensePoseChartLoss,
@@ -26,6 +26,7 @@ from densehuman.models.densepose_loss import (
     resample_segm_to_proposals,
 )
 from densehuman.models.instances import DensePoseOutput, DensePoseTarget, Targets
+from densehuman.models.poolers import RoIPooler
 
 FIXTURES = Path("/work/shared/fixtures/detectron2")
 LEVELS = ("p2", "p3", "p4", "p5")

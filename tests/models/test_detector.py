@@ -26,10 +26,11 @@ from densehuman.models.anchors import (
     subsample_labels,
 )
 from densehuman.models.backbones import ResNet, TimmBackbone
-from densehuman.models.box_head import BoxHead, RoIPooler, fast_rcnn_inference_single_image
+from densehuman.models.box_head import BoxHead, fast_rcnn_inference_single_image
 from densehuman.models.detector import Detector, detectron2_key
 from densehuman.models.instances import Targets
 from densehuman.models.necks import FPN
+from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN, find_top_rpn_proposals
 
 FIXTURES = Path("/work/shared/fixtures/detectron2")

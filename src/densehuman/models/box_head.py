@@ -9,14 +9,13 @@ Parameter names are detectron2's ``fc1``/``fc2`` (under ``head``; detectron2 ``r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.ops import batched_nms, roi_align
+from torchvision.ops import batched_nms
 
 from densehuman.models.anchors import (
     Box2BoxTransform,
@@ -29,69 +28,7 @@ from densehuman.models.anchors import (
 )
 from densehuman.models.instances import Targets
 from densehuman.models.necks import c2_xavier_fill
-
-
-class RoIPooler(nn.Module):
-    """RoIAlign of boxes from one or several pyramid levels (detectron2's ``ROIPooler``).
-
-    A box of side ``sqrt(w * h)`` is pooled from level ``floor(canonical_level + log2(side / canonical_box_size +
-    1e-8))`` clamped to the levels given. ``aligned=False`` is detectron2's "ROIAlign", True its "ROIAlignV2"
-    (half-pixel shift); ``sampling_ratio`` 0 adapts the samples per bin to the box size.
-
-    Args:
-        scales: ``1 / stride`` of each level, finest first, consecutive powers of two.
-    """
-
-    def __init__(
-        self,
-        output_size: int,
-        scales: Sequence[float],
-        sampling_ratio: int = 2,
-        aligned: bool = False,
-        canonical_box_size: float = 224.0,
-        canonical_level: int = 4,
-    ) -> None:
-        super().__init__()
-        levels = [-math.log2(s) for s in scales]
-        first = round(levels[0]) if levels else 0
-        if not levels or [round(v) for v in levels] != list(range(first, first + len(levels))):
-            raise ValueError(f"scales must be 1 / 2**k for consecutive k, finest first, got {tuple(scales)}")
-        if any(not math.isclose(v, round(v)) for v in levels):
-            raise ValueError(f"scales must be exact powers of two, got {tuple(scales)}")
-        self.output_size = output_size
-        self.scales = tuple(float(s) for s in scales)
-        self.sampling_ratio = sampling_ratio
-        self.aligned = aligned
-        self.canonical_box_size = canonical_box_size
-        self.canonical_level = canonical_level
-        self.min_level = first
-        self.max_level = first + len(levels) - 1
-
-    def level_of(self, boxes: Tensor) -> Tensor:
-        """(R,) int64 index into ``scales`` of the level each box (R, 4) is pooled from."""
-        side = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        level = torch.floor(self.canonical_level + torch.log2(side / self.canonical_box_size + 1e-8))
-        return level.clamp(min=self.min_level, max=self.max_level).to(torch.int64) - self.min_level
-
-    def forward(self, features: Sequence[Tensor], boxes: Sequence[Tensor]) -> Tensor:
-        """One (B, C, H, W) map per scale and B tensors (R_b, 4) of boxes -> (sum R_b, C, S, S)."""
-        if len(features) != len(self.scales):
-            raise ValueError(f"expected {len(self.scales)} feature maps, got {len(features)}")
-        ref = features[0]
-        rois = torch.cat(
-            [torch.cat([torch.full_like(b[:, :1], n), b], dim=1) for n, b in enumerate(boxes)]
-            if boxes
-            else [ref.new_zeros((0, 5))]
-        ).to(ref.dtype)
-        size = (self.output_size, self.output_size)
-        if len(features) == 1:
-            return roi_align(ref, rois, size, self.scales[0], self.sampling_ratio, self.aligned)
-        level = self.level_of(rois[:, 1:])
-        out = ref.new_zeros((rois.shape[0], ref.shape[1], *size))
-        for k, (feature, scale) in enumerate(zip(features, self.scales, strict=True)):
-            inds = torch.nonzero(level == k, as_tuple=True)[0]
-            out[inds] = roi_align(feature, rois[inds], size, scale, self.sampling_ratio, self.aligned).to(out.dtype)
-        return out
+from densehuman.models.poolers import RoIPooler
 
 
 class FastRCNNConvFCHead(nn.Module):

@@ -7,11 +7,12 @@ import torch
 from densehuman.config import BackboneConfig, DensePoseHeadConfig, ModelConfig
 from densehuman.models.backbones import Backbone, ResNet, TimmBackbone
 from densehuman.models.box_head import BoxHead
-from densehuman.models.densepose_branch import DensePoseBranch, RoIPooler
+from densehuman.models.densepose_branch import DensePoseBranch
 from densehuman.models.densepose_head import ChartPredictor, Decoder, DeepLabHead, V1ConvXHead
 from densehuman.models.densepose_loss import DensePoseChartLoss
 from densehuman.models.detector import Detector
 from densehuman.models.necks import FPN
+from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN
 
 FPN_LEVELS = ("p2", "p3", "p4", "p5", "p6")

@@ -26,18 +26,12 @@ from pycocotools import mask as mask_utils
 from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
+from densehuman.keypoints.layouts import BODY, FACE, FOOT, LEFT_HAND, RIGHT_HAND
 from densehuman.synth.camera import Camera
 
 DP_GRID = 256
 JOINT_DEPTH_FACTOR = 2.0
 N_COARSE = 14
-
-# Slices of the 133 COCO-WholeBody keypoints.
-BODY = slice(0, 17)
-FOOT = slice(17, 23)
-FACE = slice(23, 91)
-LEFT_HAND = slice(91, 112)
-RIGHT_HAND = slice(112, 133)
 
 
 @dataclass(frozen=True)
