@@ -131,6 +131,12 @@ class DataConfig:
     val_split: str = "val"
     num_workers: int = 2
     eval_max_images: int = 0  # 0: the whole validation split
+    # Real DensePose-COCO: JSON files and image folders (relative to --data, or absolute); empty: the synthetic
+    # layout annotations/densepose_{split}.json over images/{split}.
+    train_json: str = ""
+    train_images: str = ""
+    val_json: str = ""
+    val_images: str = ""
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,22 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
     assert path is not None
     with pytest.raises(ValueError, match="do not fit"):
         load_weights(path, torch.nn.Linear(2, 2))
+
+
+def test_split_paths_synthetic_and_real_layouts(tmp_path: Path) -> None:
+    from densehuman.engine.inputs import split_paths
+
+    config = preset("densepose_rcnn_tiny_cpu")
+    assert split_paths(config, tmp_path, "train") == (
+        tmp_path / "annotations" / "densepose_train.json",
+        tmp_path / "images" / "train",
+    )
+    real = apply_overrides(
+        config, parse_set(["data.val_json=annotations/densepose_coco_2014_minival.json", "data.val_images=val2014"])
+    )
+    assert split_paths(real, tmp_path, "val") == (
+        tmp_path / "annotations" / "densepose_coco_2014_minival.json",
+        tmp_path / "val2014",
+    )
+    with pytest.raises(ValueError, match="given together"):
+        split_paths(apply_overrides(config, parse_set(["data.train_json=x.json"])), tmp_path, "train")

@@ -31,13 +31,21 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, flag):
             raise ValueError(f"--{flag} is required")
     data = Path(args.data)
-    if not (data / "annotations").is_dir():
-        raise ValueError(f"--data {data}: no annotations/ folder; is this a dataset written by `densehuman synth`?")
     config = preset(args.preset)
     if args.config:
         config = apply_overrides(config, load_overrides(args.config))
     if args.set:
         config = apply_overrides(config, parse_set(args.set))
+    from densehuman.engine.inputs import split_paths
+
+    annotations, images = split_paths(config, data, "train")
+    if not annotations.is_file():
+        raise ValueError(
+            f"--data {data}: no {annotations}; give a folder written by `densehuman synth`, or set "
+            "data.train_json / data.train_images (and data.val_json / data.val_images) for real DensePose-COCO"
+        )
+    if not images.is_dir():
+        raise ValueError(f"--data {data}: no image folder {images}")
     from densehuman.engine.trainer import run_training
 
     result = run_training(config, data, Path(args.out), resume=args.resume, progress=not args.quiet)

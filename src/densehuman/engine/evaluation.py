@@ -70,8 +70,9 @@ def predict_split(
 
 def build_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Module, int], dict[str, Any]] | None:
     """A callable that scores a model on the validation split (None when the dataset has no such split)."""
-    split = config.data.val_split
-    gt_path = data_root / "annotations" / f"densepose_{split}.json"
+    from densehuman.engine.inputs import split_paths
+
+    gt_path, images_dir = split_paths(config, data_root, "val")
     if not gt_path.is_file():
         return None
     gt = load_ground_truth(gt_path)
@@ -82,7 +83,6 @@ def build_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Modul
             "images": [im for im in gt["images"] if int(im["id"]) in keep],
             "annotations": [a for a in gt["annotations"] if int(a["image_id"]) in keep],
         }
-    images_dir = data_root / "images" / split
 
     def evaluate(model: torch.nn.Module, iteration: int) -> dict[str, Any]:
         from densehuman.evaluation.geodesic_data import load_eval_body
