@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from densehuman.engine import cli as engine_cli
 
     engine_cli.add_parser(sub)
+    from densehuman.inference import cli as inference_cli
+
+    inference_cli.add_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -273,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_body(args)
         if args.command == "synth":
             return _run_synth(args)
+        if args.command == "predict":
+            from densehuman.inference import cli as inference_cli
+
+            return inference_cli.run(args)
         if args.command == "train":
             from densehuman.engine import cli as engine_cli
 

@@ -1,0 +1,147 @@
+"""``densehuman predict``: dense pose for images and folders, as pictures and as data."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SAVE_KINDS = ("results", "iuv", "npz")
+VIS_KINDS = ("segm", "u", "v", "iuv", "contour", "bbox", "texture")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    text = "run a DensePose model on images or folders: visualizations, IUV/INDS PNGs, results JSON, arrays"
+    p = sub.add_parser("predict", help=text, description=text)
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--model", required=True, help="a run folder, a densehuman checkpoint, or a preset name")
+    p.add_argument("--checkpoint", help="weights for a preset given as --model")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--min-score", type=float, default=0.5, help="keep people scoring at least this (0.5)")
+    p.add_argument("--vis", default="segm,contour,bbox", help="comma list of: segm,u,v,iuv,contour,bbox,texture")
+    p.add_argument("--save", default="results,iuv", help=f"comma list of: {','.join(SAVE_KINDS)} (or 'none')")
+    p.add_argument(
+        "--texture",
+        help="texture atlas for --vis texture: 800 high x 1200 wide, 4 rows x 6 columns of 200 px tiles "
+        "(default: a checkerboard per chart)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def collect_inputs(items: list[str]) -> list[Path]:
+    """Files, folders (recursive) and globs -> image paths in a stable order (missing inputs are errors)."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path.is_file():
+            out.append(path)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            if not matches:
+                raise ValueError(f"{item}: no such file, folder or matching pattern")
+            out += [m for m in matches if m.is_file()]
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from densehuman import atomic
+    from densehuman.data.dense_png import encode_iuv
+    from densehuman.evaluation.predictions import Detection, save_results
+    from densehuman.inference.predictor import Predictor
+
+    vis = [v for v in args.vis.split(",") if v and v != "none"]
+    unknown = [v for v in vis if v not in VIS_KINDS]
+    if unknown:
+        raise ValueError(f"--vis: unknown {unknown}; choose from {', '.join(VIS_KINDS)}")
+    save = [s for s in args.save.split(",") if s and s != "none"]
+    if bad := [s for s in save if s not in SAVE_KINDS]:
+        raise ValueError(f"--save: unknown {bad}; choose from {', '.join(SAVE_KINDS)}")
+    atlas = None
+    if "texture" in vis and args.texture:
+        raw = cv2.imread(args.texture, cv2.IMREAD_COLOR)
+        if raw is None:
+            raise ValueError(f"--texture {args.texture}: missing or unreadable image")
+        atlas = np.ascontiguousarray(raw[..., ::-1])
+    inputs = collect_inputs(args.inputs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor(args.model, args.checkpoint, device=args.device, min_score=args.min_score)
+    detections: list[Detection] = []
+    images_json: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    people = 0
+    for image_id, path in enumerate(tqdm(inputs, desc="predict", unit="img", disable=args.quiet), start=1):
+        stem = path.stem if len(inputs) == len({p.stem for p in inputs}) else f"{image_id:06d}_{path.stem}"
+        targets = [out / f"{stem}_{v}.png" for v in vis]
+        if "iuv" in save:
+            targets += [out / f"{stem}_IUV.png", out / f"{stem}_INDS.png"]
+        if "npz" in save:
+            targets.append(out / f"{stem}.npz")
+        if not args.overwrite and (existing := [t for t in targets if t.exists()]):
+            raise ValueError(f"{existing[0]} already exists (pass --overwrite to replace outputs)")
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            skipped.append(f"{path}: not a readable image")
+            continue
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        result = predictor(rgb)
+        people += len(result.people)
+        charts, u, v, inds = result.paste()
+        boxes = np.array([p.box for p in result.people], dtype=np.float64).reshape(-1, 4)
+        scores = np.array([p.score for p in result.people], dtype=np.float64)
+        for name in vis:
+            picture = render(name, rgb, charts, u, v, inds, boxes, scores, atlas)
+            atomic.write_image(out / f"{stem}_{name}.png", np.ascontiguousarray(picture[..., ::-1]))
+        if "iuv" in save:
+            atomic.write_image(out / f"{stem}_IUV.png", encode_iuv(charts, u, v))
+            atomic.write_image(out / f"{stem}_INDS.png", inds)
+        if "npz" in save:
+            import io
+
+            buf = io.BytesIO()
+            arrays: dict[str, Any] = {"boxes_xyxy": boxes, "scores": scores}
+            for k, person in enumerate(result.people):
+                arrays[f"person{k}_labels"] = person.chart.labels.astype(np.uint8)
+                arrays[f"person{k}_uv"] = person.chart.uv
+            np.savez_compressed(buf, allow_pickle=False, **arrays)
+            atomic.write_bytes(out / f"{stem}.npz", buf.getvalue())
+        h, w = rgb.shape[:2]
+        images_json.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
+        for person in result.people:
+            x0, y0, x1, y1 = person.box
+            detections.append(Detection(image_id, 1, (x0, y0, x1 - x0, y1 - y0), person.score, person.chart.quantize()))
+    if "results" in save:
+        target = out / "results.json"
+        if target.exists() and not args.overwrite:
+            raise ValueError(f"{target} already exists (pass --overwrite to replace outputs)")
+        save_results(target, detections)
+        atomic.write_json(out / "images.json", images_json, indent=1)
+    for message in skipped:
+        print(f"skipped {message}")
+    print(f"{len(images_json)} images, {people} people -> {out}" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    return 0
+
+
+def render(name: str, image: Any, charts: Any, u: Any, v: Any, inds: Any, boxes: Any, scores: Any, atlas: Any) -> Any:
+    """One named visualization of an image's pasted results (RGB in, RGB out, the image's size)."""
+    from densehuman.visualization import densepose as vis
+
+    if name == "texture" and atlas is not None:
+        return vis.texture_transfer(image, charts, u, v, atlas)
+    return vis.VISUALIZATIONS[name](image, vis.DenseMaps(charts, u, v, inds, boxes, scores))

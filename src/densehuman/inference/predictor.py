@@ -1,0 +1,284 @@
+"""``Predictor``: images in, per-person DensePose charts out (boxes in original image pixels).
+
+The test-time pipeline is the evaluation's (``densehuman.engine.evaluation``): the image is resized with
+detectron2's ``ResizeShortestEdge`` (short edge, max size), ``Detector.predict`` runs on the resized RGB image,
+boxes are divided by the resize scale and each box's DensePose output becomes a ``ChartResult`` at int box size
+(``to_chart_result``: width ``int(x1 - x0)``, height ``int(y1 - y0)``, anchored at ``(int(x0), int(y0))``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from densehuman.config import Config, from_dict
+from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_metadata
+from densehuman.engine.evaluation import resize_for_test
+from densehuman.models.densepose_branch import to_chart_result
+from densehuman.models.detector import Detector
+from densehuman.models.instances import Prediction
+from densehuman.structures import ChartResult
+
+ImageInput = Union[np.ndarray, Image.Image, str, Path]  # noqa: UP007 (a runtime alias)
+
+MAX_IMAGE_SIDE = 16384  # pixels; larger inputs are rejected as absurd
+MAX_PEOPLE_PASTED = 255  # instance ids are uint8
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    """One detected person: ``box`` xyxy in original image pixels (float), detection ``score``, and ``chart`` (I, U,
+    V) at int box size, whose pixel (0, 0) is image pixel ``(x = int(box[0]), y = int(box[1]))``."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    chart: ChartResult
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The people of one image, sorted by score (descending), and the image's ``image_size`` (H, W) in pixels."""
+
+    people: list[PersonResult]
+    image_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        h, w = self.image_size
+        if h < 1 or w < 1:
+            raise ValueError(f"image_size must be a positive (H, W), got {self.image_size}")
+        scores = np.array([p.score for p in self.people], dtype=np.float64)
+        if scores.size > 1 and (np.diff(scores) > 0).any():
+            raise ValueError("people must be sorted by score, descending")
+
+    def paste(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Full-image maps ``(I, U, V, instance)``: I (H, W) uint8 chart labels 0..24, U and V (H, W) float32 (0 on
+        background), instance (H, W) uint8 with ``k + 1`` where ``people[k]`` is painted (0: nobody).
+
+        People are painted in score order and never overwrite an already painted pixel (as the original DensePose
+        ``infer_simple``), so higher-score people win overlaps; charts are clipped to the image.
+        """
+        if len(self.people) > MAX_PEOPLE_PASTED:
+            raise ValueError(f"paste supports at most {MAX_PEOPLE_PASTED} people (uint8 ids), got {len(self.people)}")
+        h, w = self.image_size
+        i_map = np.zeros((h, w), dtype=np.uint8)
+        u_map = np.zeros((h, w), dtype=np.float32)
+        v_map = np.zeros((h, w), dtype=np.float32)
+        inst = np.zeros((h, w), dtype=np.uint8)
+        for k, person in enumerate(self.people):
+            ch, cw = person.chart.shape
+            x0, y0 = int(person.box[0]), int(person.box[1])
+            # Destination window in the image, and the matching window in the chart.
+            dx0, dy0 = max(x0, 0), max(y0, 0)
+            dx1, dy1 = min(x0 + cw, w), min(y0 + ch, h)
+            if dx1 <= dx0 or dy1 <= dy0:
+                continue
+            sx0, sy0 = dx0 - x0, dy0 - y0
+            labels = person.chart.labels[sy0 : sy0 + dy1 - dy0, sx0 : sx0 + dx1 - dx0]
+            uv = person.chart.uv[:, sy0 : sy0 + dy1 - dy0, sx0 : sx0 + dx1 - dx0]
+            free = inst[dy0:dy1, dx0:dx1] == 0
+            paint = free & (labels > 0)
+            i_map[dy0:dy1, dx0:dx1][paint] = labels[paint]
+            u_map[dy0:dy1, dx0:dx1][paint] = uv[0][paint]
+            v_map[dy0:dy1, dx0:dx1][paint] = uv[1][paint]
+            inst[dy0:dy1, dx0:dx1][paint] = k + 1
+        return i_map, u_map, v_map, inst
+
+
+def _read_config_yaml(path: Path) -> Config:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a run folder needs the config.yaml written by training")
+    try:
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("the top level is not a mapping")
+        return from_dict(data)
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a valid densehuman config ({err})") from err
+
+
+def _checkpoint_config(path: Path) -> Config:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        meta = read_metadata(path)
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+    if "config" not in meta:
+        raise ValueError(f"{path}: the checkpoint stores no config; pass a preset name and checkpoint=this file")
+    try:
+        return from_dict(json.loads(meta["config"]))
+    except ValueError as err:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: the checkpoint's stored config is invalid ({err})") from err
+
+
+def _resolve(model: str | Path, checkpoint: str | Path | None) -> tuple[Config, Path | None]:
+    """The config and the weights file of a preset name, a checkpoint file or a run folder."""
+    from densehuman.models.zoo import PRESETS, preset
+
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    path = Path(model)
+    if path.is_dir():
+        config = _read_config_yaml(path / "config.yaml")
+        if ckpt is None:
+            ckpt = last_checkpoint(path)
+            if ckpt is None:
+                raise FileNotFoundError(f"{path}: run folder without a checkpoint (no last_checkpoint file)")
+        return config, ckpt
+    if path.is_file():
+        if ckpt is not None:
+            raise ValueError(f"{path} is a checkpoint file already; do not pass checkpoint={ckpt}")
+        return _checkpoint_config(path), path
+    if isinstance(model, str) and model in PRESETS:
+        return preset(model), ckpt
+    raise FileNotFoundError(
+        f"{model}: no such checkpoint file or run folder, and not a preset (presets: {', '.join(PRESETS)})"
+    )
+
+
+def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
+    """Any accepted input -> a contiguous (H, W, 3) uint8 RGB array, with size checks."""
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such image file")
+        data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: also non-ASCII paths
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if decoded is None:
+            raise ValueError(f"{path}: not a readable image")
+        array = np.ascontiguousarray(decoded[..., ::-1])
+        where = str(path)
+    elif isinstance(image, Image.Image):
+        array = np.asarray(image.convert("RGB"))
+        where = "PIL image"
+    elif isinstance(image, np.ndarray):
+        where = "array"
+        if image.dtype != np.uint8:
+            raise ValueError(f"image arrays must be uint8 (0..255), got dtype {image.dtype}")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        if image.ndim == 2:
+            array = np.repeat(image[..., None], 3, axis=2)
+        elif image.ndim == 3 and image.shape[2] in (3, 4):
+            array = image[..., :3][..., ::-1] if bgr else image[..., :3]  # alpha dropped
+        else:
+            raise ValueError(f"image arrays must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
+    else:
+        raise ValueError(f"images must be numpy arrays, PIL images or paths, got {type(image).__name__}")
+    h, w = array.shape[:2]
+    if h < 1 or w < 1:
+        raise ValueError(f"{where}: empty image of size {h}x{w}")
+    if max(h, w) > MAX_IMAGE_SIDE:
+        raise ValueError(f"{where}: image of size {h}x{w} exceeds the {MAX_IMAGE_SIDE}-pixel side limit")
+    return np.ascontiguousarray(array)
+
+
+def _check_resizable(h: int, w: int, short: int, max_size: int) -> None:
+    """Reject images whose test-time resize (``resize_for_test``) would have an empty side."""
+    scale = min(short / min(h, w), max_size / max(h, w))
+    if int(min(h, w) * scale + 0.5) < 1:
+        raise ValueError(f"image of size {h}x{w}: aspect ratio too extreme for input size ({short}, {max_size})")
+
+
+def _to_result(prediction: Prediction, scale: float, image_size: tuple[int, int]) -> ImageResult:
+    """Boxes back to original pixels and chart results at box size (``prediction_to_detections``' conversion)."""
+    boxes = prediction.boxes.detach().cpu().double() / scale
+    scores = prediction.scores.detach().cpu()
+    if prediction.densepose is None:
+        raise ValueError("the model has no DensePose head output")
+    order = torch.argsort(scores, descending=True, stable=True)
+    people = []
+    for k in order.tolist():
+        chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k].float())
+        x0, y0, x1, y1 = (float(v) for v in boxes[k])
+        people.append(PersonResult(box=(x0, y0, x1, y1), score=float(scores[k]), chart=chart))
+    return ImageResult(people=people, image_size=image_size)
+
+
+class Predictor:
+    """DensePose R-CNN inference on single images or batches.
+
+    Args:
+        model: a preset name (``densehuman.models.zoo``; weights from ``checkpoint``, or random weights with a
+            warning when there is none: for tests only), a densehuman checkpoint file (``*.safetensors``, config
+            from its metadata), or a run folder (``config.yaml`` + the checkpoint named by ``last_checkpoint``,
+            or ``checkpoint`` when given).
+        checkpoint: weights for a preset or a run folder; not allowed with a checkpoint file.
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        min_score: detection score threshold handed to ``Detector.predict`` (kept: score > min_score).
+        input_size: (short edge, max size) of the test-time resize; default the config's
+            ``input.min_size_test`` / ``input.max_size_test``.
+        batch_size: images per model call in ``predict_batch``. Images of different sizes are zero-padded to a
+            common size in a batch, which can change results slightly against one image at a time.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        checkpoint: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        min_score: float = 0.5,
+        input_size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        from densehuman.models.build import build_model
+
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        config, weights = _resolve(model, checkpoint)
+        if input_size is None:
+            input_size = (config.input.min_size_test, config.input.max_size_test)
+        short, longest = (int(s) for s in input_size)
+        if not (1 <= short <= MAX_IMAGE_SIDE and 1 <= longest <= MAX_IMAGE_SIDE):
+            raise ValueError(f"input_size (short edge, max size) must be in 1..{MAX_IMAGE_SIDE}, got {input_size}")
+        self.config = config
+        self.input_size = (short, longest)
+        self.min_score = float(min_score)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        net = build_model(config.model)
+        if weights is None:
+            warnings.warn(
+                f"Predictor({model!r}) has no checkpoint: the model has RANDOM weights (useful for tests only)",
+                stacklevel=2,
+            )
+        else:
+            try:
+                load_weights(weights, net)
+            except RuntimeError as err:  # load_state_dict: tensor shapes differ from the config's model
+                raise ValueError(f"{weights}: weights do not fit the {config.name!r} model ({err})") from err
+        self.checkpoint = weights
+        self.model: Detector = net.to(self.device).eval()
+
+    def __call__(self, image: ImageInput, *, bgr: bool = False) -> ImageResult:
+        """One image: numpy uint8 (H, W, 3) RGB (BGR with ``bgr=True``; grayscale and RGBA accepted), a PIL image
+        or a path (read with OpenCV; ``bgr`` does not apply)."""
+        return self.predict_batch([image], bgr=bgr)[0]
+
+    def predict_batch(self, images: Sequence[ImageInput], *, bgr: bool = False) -> list[ImageResult]:
+        """``__call__`` for several images, ``batch_size`` at a time; results in input order."""
+        results: list[ImageResult] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = [_as_rgb(im, bgr) for im in images[start : start + self.batch_size]]
+            tensors, scales = [], []
+            for rgb in chunk:
+                _check_resizable(rgb.shape[0], rgb.shape[1], *self.input_size)
+                resized, scale = resize_for_test(rgb, *self.input_size)
+                tensors.append(torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).to(self.device))
+                scales.append(scale)
+            predictions = self.model.predict(tensors, score_threshold=self.min_score)
+            for prediction, scale, rgb in zip(predictions, scales, chunk, strict=True):
+                results.append(_to_result(prediction, scale, (rgb.shape[0], rgb.shape[1])))
+        return results

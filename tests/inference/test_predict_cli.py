@@ -1,0 +1,58 @@
+"""``densehuman predict`` on a folder: pictures, IUV/INDS PNGs, arrays and a results file the evaluator reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from densehuman.cli import main
+from densehuman.config import to_dict
+from densehuman.data.dense_png import read_inds, read_iuv
+from densehuman.engine.checkpoint import save_checkpoint
+from densehuman.evaluation.predictions import load_results
+from densehuman.models.build import build_model
+from densehuman.models.zoo import preset
+
+
+def test_predict_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    config = preset("densepose_rcnn_tiny_cpu")
+    save_checkpoint(tmp_path / "run", 1, build_model(config.model), to_dict(config))
+    checkpoint = tmp_path / "run" / "model_0000001.safetensors"
+    images = tmp_path / "images" / "nested"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        cv2.imwrite(str(images / f"img{k}.png"), rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8))
+    (images / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "images"), "--model", str(checkpoint), "--out", str(out), "--quiet"]
+    opts = ["--min-score", "0.0", "--vis", "segm,u,v,iuv,contour,bbox,texture", "--save", "results,iuv,npz"]
+    assert main([*args, *opts]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped" in printed
+    assert "broken.jpg" in printed
+    assert "2 images" in printed
+    for k in range(2):
+        for name in ("segm", "u", "v", "iuv", "contour", "bbox", "texture"):
+            picture = cv2.imread(str(out / f"img{k}_{name}.png"))
+            assert picture.shape == (120, 160, 3), name
+        charts, _, _ = read_iuv(out / f"img{k}_IUV.png")
+        inds = read_inds(out / f"img{k}_INDS.png")
+        np.testing.assert_array_equal(charts > 0, inds > 0)
+        arrays = np.load(out / f"img{k}.npz")
+        assert arrays["boxes_xyxy"].shape[1] == 4
+    images_json = json.loads((out / "images.json").read_text())
+    detections = load_results(out / "results.json", image_ids={im["id"] for im in images_json})
+    assert all(d.chart is not None for d in detections)
+    # Nothing is overwritten without asking.
+    assert main([*args, *opts]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, *opts, "--overwrite"]) == 0
+    assert main(["predict", str(tmp_path / "nothing*.png"), "--model", str(checkpoint), "--out", str(out)]) == 2
