@@ -56,3 +56,29 @@ def test_predict_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "already exists" in capsys.readouterr().err
     assert main([*args, *opts, "--overwrite"]) == 0
     assert main(["predict", str(tmp_path / "nothing*.png"), "--model", str(checkpoint), "--out", str(out)]) == 2
+
+
+def test_predict_a_video_keeps_its_frames(tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    config = preset("densepose_rcnn_tiny_cpu")
+    save_checkpoint(tmp_path / "run", 1, build_model(config.model), to_dict(config))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 12.0, (96, 80))
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        writer.write(rng.integers(0, 255, size=(80, 96, 3), dtype=np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    checkpoint = tmp_path / "run" / "model_0000001.safetensors"
+    args = ["predict", str(video), "--model", str(checkpoint), "--out", str(out), "--quiet"]
+    assert main([*args, "--min-score", "0.0", "--vis", "segm,bbox", "--save", "none"]) == 0
+    for name in ("segm", "bbox"):
+        capture = cv2.VideoCapture(str(out / f"clip_{name}.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+        assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+        ok, frame = capture.read()
+        assert ok
+        assert frame.shape == (80, 96, 3)
+        capture.release()

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SAVE_KINDS = ("results", "iuv", "npz")
 VIS_KINDS = ("segm", "u", "v", "iuv", "contour", "bbox", "texture")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    text = "run a DensePose model on images or folders: visualizations, IUV/INDS PNGs, results JSON, arrays"
+    text = "run a DensePose model on images, folders or videos: visualizations, IUV/INDS PNGs, results JSON, arrays"
     p = sub.add_parser("predict", help=text, description=text)
-    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) or glob patterns")
     p.add_argument("--model", required=True, help="a run folder, a densehuman checkpoint, or a preset name")
     p.add_argument("--checkpoint", help="weights for a preset given as --model")
     p.add_argument("--out", required=True, help="output folder")
@@ -38,7 +39,8 @@ def collect_inputs(items: list[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted and p.is_file())
         elif path.is_file():
             out.append(path)
         else:
@@ -95,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
             targets.append(out / f"{stem}.npz")
         if not args.overwrite and (existing := [t for t in targets if t.exists()]):
             raise ValueError(f"{existing[0]} already exists (pass --overwrite to replace outputs)")
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                frames, found = predict_video(path, out / stem, predictor, vis, atlas, args.overwrite)
+            except ValueError as err:
+                skipped.append(str(err))
+                continue
+            people += found
+            print(f"{path}: {frames} frames -> {out / stem}_<vis>.mp4")
+            continue
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             skipped.append(f"{path}: not a readable image")
@@ -145,3 +156,56 @@ def render(name: str, image: Any, charts: Any, u: Any, v: Any, inds: Any, boxes:
     if name == "texture" and atlas is not None:
         return vis.texture_transfer(image, charts, u, v, atlas)
     return vis.VISUALIZATIONS[name](image, vis.DenseMaps(charts, u, v, inds, boxes, scores))
+
+
+def predict_video(
+    path: Path, prefix: Path, predictor: Any, vis: list[str], atlas: Any, overwrite: bool
+) -> tuple[int, int]:
+    """Every frame through the predictor; one output video per visualization at the input's frame rate.
+
+    Videos are written to a temporary name and renamed when complete. Returns (frames, people found)."""
+    import os
+
+    import cv2
+    import numpy as np
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"{path}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    targets = {name: Path(f"{prefix}_{name}.mp4") for name in vis}
+    if not overwrite and (existing := [t for t in targets.values() if t.exists()]):
+        capture.release()
+        raise ValueError(f"{existing[0]} already exists (pass --overwrite to replace outputs)")
+    writers: dict[str, Any] = {}
+    frames = people = 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            result = predictor(rgb)
+            people += len(result.people)
+            charts, u, v, inds = result.paste()
+            boxes = np.array([p.box for p in result.people], dtype=np.float64).reshape(-1, 4)
+            scores = np.array([p.score for p in result.people], dtype=np.float64)
+            for name in vis:
+                picture = np.ascontiguousarray(render(name, rgb, charts, u, v, inds, boxes, scores, atlas)[..., ::-1])
+                if name not in writers:
+                    h, w = picture.shape[:2]
+                    tmp = targets[name].with_name(f".{targets[name].stem}.tmp.mp4")
+                    writers[name] = (cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)), tmp)
+                writers[name][0].write(picture)
+            frames += 1
+    finally:
+        capture.release()
+        for writer, _ in writers.values():
+            writer.release()
+    if frames == 0:
+        for _, tmp in writers.values():
+            tmp.unlink(missing_ok=True)
+        raise ValueError(f"{path}: no frame could be read")
+    for name, (_, tmp) in writers.items():
+        os.replace(tmp, targets[name])
+    return frames, people
