@@ -33,7 +33,7 @@ def test_predict_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "out"
     args = ["predict", str(tmp_path / "images"), "--model", str(checkpoint), "--out", str(out), "--quiet"]
-    opts = ["--min-score", "0.0", "--vis", "segm,u,v,iuv,contour,bbox,texture", "--save", "results,iuv,npz"]
+    opts = ["--min-score", "0.0", "--vis", "segm,u,v,iuv,contour,bbox,texture", "--save", "results,iuv,npz,texture"]
     assert main([*args, *opts]) == 0
     printed = capsys.readouterr().out
     assert "skipped" in printed
@@ -46,6 +46,9 @@ def test_predict_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         charts, _, _ = read_iuv(out / f"img{k}_IUV.png")
         inds = read_inds(out / f"img{k}_INDS.png")
         np.testing.assert_array_equal(charts > 0, inds > 0)
+        atlas = cv2.imread(str(out / f"img{k}_atlas.png"), cv2.IMREAD_UNCHANGED)
+        assert atlas.shape == (800, 1200, 4)
+        assert (atlas[..., 3] > 0).sum() > 0  # some of the surface was seen
         arrays = np.load(out / f"img{k}.npz")
         assert arrays["boxes_xyxy"].shape[1] == 4
     images_json = json.loads((out / "images.json").read_text())

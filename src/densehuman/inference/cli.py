@@ -9,7 +9,7 @@ from typing import Any
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-SAVE_KINDS = ("results", "iuv", "npz")
+SAVE_KINDS = ("results", "iuv", "npz", "texture")
 VIS_KINDS = ("segm", "u", "v", "iuv", "contour", "bbox", "texture")
 
 
@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             targets += [out / f"{stem}_IUV.png", out / f"{stem}_INDS.png"]
         if "npz" in save:
             targets.append(out / f"{stem}.npz")
+        if "texture" in save:
+            targets.append(out / f"{stem}_atlas.png")
         if not args.overwrite and (existing := [t for t in targets if t.exists()]):
             raise ValueError(f"{existing[0]} already exists (pass --overwrite to replace outputs)")
         if path.suffix.lower() in VIDEO_SUFFIXES:
@@ -132,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
                 arrays[f"person{k}_uv"] = person.chart.uv
             np.savez_compressed(buf, allow_pickle=False, **arrays)
             atomic.write_bytes(out / f"{stem}.npz", buf.getvalue())
+        if "texture" in save:
+            from densehuman.visualization.densepose import extract_texture
+
+            # The visible surface of everybody in the image unwrapped into the 24-tile atlas (transparent where unseen).
+            texture, filled = extract_texture(rgb, charts, u, v)
+            rgba = np.dstack([texture[..., ::-1], (filled * 255).astype(np.uint8)])
+            atomic.write_image(out / f"{stem}_atlas.png", rgba)
         h, w = rgb.shape[:2]
         images_json.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
         for person in result.people:
