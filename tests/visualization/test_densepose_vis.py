@@ -209,3 +209,22 @@ def test_side_by_side_and_checker_atlas() -> None:
     assert atlas.shape == (800, 1200, 3)
     np.testing.assert_array_equal(atlas[0, 0], chart_palette()[1])
     np.testing.assert_array_equal(atlas[799, 1199], chart_palette()[24])
+
+
+def test_visualizations_of_an_image_without_people() -> None:
+    from densehuman.visualization.densepose import VISUALIZATIONS, DenseMaps
+
+    image = np.full((20, 30, 3), 77, dtype=np.uint8)
+    maps = DenseMaps(
+        np.zeros((20, 30), np.uint8),
+        np.zeros((20, 30), np.float32),
+        np.zeros((20, 30), np.float32),
+        np.zeros((20, 30), np.uint8),
+        np.zeros((0, 4)),
+        np.zeros(0),
+    )
+    for name, make in VISUALIZATIONS.items():
+        out = make(image, maps)
+        assert out.shape == image.shape, name
+        if name != "iuv":
+            np.testing.assert_array_equal(out, image, err_msg=name)

@@ -92,6 +92,8 @@ def uv_image(
     image, I, U, V = _check_maps(image, I, U, V)
     coord = U if which == "u" else V
     mask = I > 0
+    if not mask.any():  # OpenCV's colormap refuses an empty array
+        return image.copy()
     levels = _quantize(coord[mask]).astype(np.uint8).reshape(-1, 1)
     colours = cv2.applyColorMap(levels, cv2.COLORMAP_JET).reshape(-1, 3)[:, ::-1]  # BGR -> RGB
     return _blend(image, mask, colours, alpha)
