@@ -66,5 +66,12 @@ def test_demo_writes_body_pictures_a_dataset_and_its_evaluation(tmp_path: Path) 
     assert perfect["gps"]["AP"] > 0.99
     assert random["gps"]["AP"] < 0.05
     assert (out / "evaluation" / "perturbed_rcp.png").is_file()
+    # The bundled model's page: predictions next to the ground truth, with the AP table.
+    from densehuman.demo import bundled_model
+
+    assert bundled_model() is not None
+    page = (out / "model" / "index.html").read_text()
+    assert "GPSM" in page
+    assert len(list((out / "model" / "images").glob("*.png"))) == 2
     # The demo refuses to overwrite what it wrote unless asked.
     assert main(["demo", "--out", str(out), "--images", "8", "--quiet"]) == 2

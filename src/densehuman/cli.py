@@ -125,6 +125,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--out", default="demo-output", help="output folder (default %(default)s)")
     demo.add_argument("--images", type=int, default=24, help="synthetic images to generate (default %(default)s)")
+    demo.add_argument("--model", help="a run folder or checkpoint to show instead of the bundled model")
     demo.add_argument("--overwrite", action="store_true", help="replace files already in --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -148,6 +149,18 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"labels drawn in {job.out}/preview.jpg"
     )
     _demo_evaluation(job.out, Path(args.out) / "evaluation", surface)
+    from densehuman.demo import bundled_model, model_demo
+
+    model = Path(args.model) if args.model else bundled_model()
+    if model is None:
+        print("\nno bundled model in this install: pass --model RUN|CHECKPOINT to see a model's predictions")
+        return 0
+    page = Path(args.out) / "model"
+    figures = model_demo(job.out, page, model)
+    print(
+        f"\n{model.name} on the val split: GPS AP {100 * figures['gps']['AP']:.1f}, GPSm AP "
+        f"{100 * figures['gpsm']['AP']:.1f}, box AP {100 * figures['bbox']['AP']:.1f}; open {page / 'index.html'}"
+    )
     return 0
 
 

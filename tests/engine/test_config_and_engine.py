@@ -130,3 +130,19 @@ def test_split_paths_synthetic_and_real_layouts(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="given together"):
         split_paths(apply_overrides(config, parse_set(["data.train_json=x.json"])), tmp_path, "train")
+
+
+def test_exported_half_weights_load_into_the_model(tmp_path: Path) -> None:
+    from densehuman.engine.checkpoint import export_weights
+
+    model = _toy()
+    save_checkpoint(tmp_path, 3, model, {"name": "toy"})
+    path = last_checkpoint(tmp_path)
+    assert path is not None
+    small = export_weights(path, tmp_path / "release.safetensors", note="test")
+    assert small.stat().st_size < path.stat().st_size
+    other = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GroupNorm(2, 8), torch.nn.Linear(8, 1))
+    assert load_weights(small, other)["iteration"] == 3
+    for a, b in zip(model.parameters(), other.parameters(), strict=True):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)

@@ -127,3 +127,17 @@ def load_training_state(path: Path, optimizer: torch.optim.Optimizer, scheduler:
     kind, keys, pos, has_gauss, cached = json.loads(meta["numpy_rng"])
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     return {"iteration": int(meta["iteration"]), "extra": json.loads(meta.get("extra", "{}"))}
+
+
+def export_weights(source: Path, target: Path, half: bool = True, note: str = "") -> Path:
+    """A release copy of a checkpoint: weights only (no training state), floats stored as float16 to halve the
+    size (they are widened back when loaded), the config kept in the metadata."""
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such checkpoint")
+    weights = load_file(str(source))
+    meta = read_metadata(source)
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    meta = {**meta, "exported_from": source.name, "note": note}
+    atomic.write_bytes(target, save(weights, metadata=meta))
+    return target
