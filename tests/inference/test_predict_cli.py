@@ -57,7 +57,8 @@ def test_predict_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # Nothing is overwritten without asking.
     assert main([*args, *opts]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main([*args, *opts, "--overwrite"]) == 0
+    assert main([*args, *opts, "--overwrite", "--side-by-side", "--save", "none"]) == 0
+    assert cv2.imread(str(out / "img0_segm.png")).shape == (120, 2 * 160 + 4, 3)
     assert main(["predict", str(tmp_path / "nothing*.png"), "--model", str(checkpoint), "--out", str(out)]) == 2
 
 

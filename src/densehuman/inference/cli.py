@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="texture atlas for --vis texture: 800 high x 1200 wide, 4 rows x 6 columns of 200 px tiles "
         "(default: a checkerboard per chart)",
     )
+    p.add_argument("--side-by-side", action="store_true", help="put each picture next to the input image")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -120,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
         scores = np.array([p.score for p in result.people], dtype=np.float64)
         for name in vis:
             picture = render(name, rgb, charts, u, v, inds, boxes, scores, atlas)
+            if args.side_by_side:
+                from densehuman.visualization.densepose import side_by_side
+
+                picture = side_by_side(rgb, picture, gap=4)
             atomic.write_image(out / f"{stem}_{name}.png", np.ascontiguousarray(picture[..., ::-1]))
         if "iuv" in save:
             atomic.write_image(out / f"{stem}_IUV.png", encode_iuv(charts, u, v))
