@@ -25,7 +25,6 @@ def model_demo(dataset: Path, out: Path, model: Path, split: str = "val", min_sc
     """Predict ``split`` of a synthetic dataset with ``model``, evaluate, and write ``out/index.html`` + PNGs."""
     from densehuman.body.preview import chart_palette
     from densehuman.data.dense_png import read_iuv
-    from densehuman.engine.evaluation import prediction_to_detections  # noqa: F401  (documented conversion)
     from densehuman.evaluation.densepose import DensePoseEvaluation, load_ground_truth
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import Detection
