@@ -29,7 +29,7 @@ def model_demo(dataset: Path, out: Path, model: Path, split: str = "val", min_sc
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import Detection
     from densehuman.inference.predictor import Predictor
-    from densehuman.visualization.densepose import VISUALIZATIONS, DenseMaps, side_by_side
+    from densehuman.visualization.densepose import VISUALIZATIONS, side_by_side
 
     gt = load_ground_truth(dataset / "annotations" / f"densepose_{split}.json")
     predictor = Predictor(model, min_score=min_score)
@@ -42,14 +42,8 @@ def model_demo(dataset: Path, out: Path, model: Path, split: str = "val", min_sc
             raise ValueError(f"{path}: missing or unreadable image")
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         result = predictor(rgb)
-        for person in result.people:
-            x0, y0, x1, y1 = person.box
-            chart = person.chart.quantize()
-            detections.append(Detection(int(image["id"]), 1, (x0, y0, x1 - x0, y1 - y0), person.score, chart))
-        charts, u, v, inds = result.paste()
-        boxes = np.array([p.box for p in result.people], dtype=np.float64).reshape(-1, 4)
-        scores = np.array([p.score for p in result.people], dtype=np.float64)
-        maps = DenseMaps(charts, u, v, inds, boxes, scores)
+        detections += result.detections(int(image["id"]))
+        maps = result.dense_maps()
         gt_i, _, _ = read_iuv(dataset / "dense" / split / f"{Path(image['file_name']).stem}_IUV.png")
         gt_segm = np.where((gt_i > 0)[..., None], chart_palette()[gt_i], (rgb * 0.35).astype(np.uint8))
         sheet = side_by_side(

@@ -116,11 +116,10 @@ def run(args: argparse.Namespace) -> int:
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         result = predictor(rgb)
         people += len(result.people)
-        charts, u, v, inds = result.paste()
-        boxes = np.array([p.box for p in result.people], dtype=np.float64).reshape(-1, 4)
-        scores = np.array([p.score for p in result.people], dtype=np.float64)
+        maps = result.dense_maps()
+        charts, u, v, inds = maps.I, maps.U, maps.V, maps.instance
         for name in vis:
-            picture = render(name, rgb, charts, u, v, inds, boxes, scores, atlas)
+            picture = render(name, rgb, maps, atlas)
             if args.side_by_side:
                 from densehuman.visualization.densepose import side_by_side
 
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             import io
 
             buf = io.BytesIO()
-            arrays: dict[str, Any] = {"boxes_xyxy": boxes, "scores": scores}
+            arrays: dict[str, Any] = {"boxes_xyxy": maps.boxes, "scores": maps.scores}
             for k, person in enumerate(result.people):
                 arrays[f"person{k}_labels"] = person.chart.labels.astype(np.uint8)
                 arrays[f"person{k}_uv"] = person.chart.uv
@@ -148,9 +147,7 @@ def run(args: argparse.Namespace) -> int:
             atomic.write_image(out / f"{stem}_atlas.png", rgba)
         h, w = rgb.shape[:2]
         images_json.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
-        for person in result.people:
-            x0, y0, x1, y1 = person.box
-            detections.append(Detection(image_id, 1, (x0, y0, x1 - x0, y1 - y0), person.score, person.chart.quantize()))
+        detections += result.detections(image_id)
     if "results" in save:
         target = out / "results.json"
         if target.exists() and not args.overwrite:
@@ -163,13 +160,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(name: str, image: Any, charts: Any, u: Any, v: Any, inds: Any, boxes: Any, scores: Any, atlas: Any) -> Any:
+def render(name: str, image: Any, maps: Any, atlas: Any) -> Any:
     """One named visualization of an image's pasted results (RGB in, RGB out, the image's size)."""
     from densehuman.visualization import densepose as vis
 
     if name == "texture" and atlas is not None:
-        return vis.texture_transfer(image, charts, u, v, atlas)
-    return vis.VISUALIZATIONS[name](image, vis.DenseMaps(charts, u, v, inds, boxes, scores))
+        return vis.texture_transfer(image, maps.I, maps.U, maps.V, atlas)
+    return vis.VISUALIZATIONS[name](image, maps)
 
 
 def predict_video(
@@ -201,11 +198,9 @@ def predict_video(
             rgb = np.ascontiguousarray(bgr[..., ::-1])
             result = predictor(rgb)
             people += len(result.people)
-            charts, u, v, inds = result.paste()
-            boxes = np.array([p.box for p in result.people], dtype=np.float64).reshape(-1, 4)
-            scores = np.array([p.score for p in result.people], dtype=np.float64)
+            maps = result.dense_maps()
             for name in vis:
-                picture = np.ascontiguousarray(render(name, rgb, charts, u, v, inds, boxes, scores, atlas)[..., ::-1])
+                picture = np.ascontiguousarray(render(name, rgb, maps, atlas)[..., ::-1])
                 if name not in writers:
                     h, w = picture.shape[:2]
                     tmp = targets[name].with_name(f".{targets[name].stem}.tmp.mp4")

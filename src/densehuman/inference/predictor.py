@@ -24,10 +24,12 @@ from PIL import Image
 from densehuman.config import Config, from_dict
 from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_metadata
 from densehuman.engine.evaluation import resize_for_test
+from densehuman.evaluation.predictions import Detection
 from densehuman.models.densepose_branch import to_chart_result
 from densehuman.models.detector import Detector
 from densehuman.models.instances import Prediction
 from densehuman.structures import ChartResult
+from densehuman.visualization.densepose import DenseMaps
 
 ImageInput = Union[np.ndarray, Image.Image, str, Path]  # noqa: UP007 (a runtime alias)
 
@@ -59,6 +61,21 @@ class ImageResult:
         scores = np.array([p.score for p in self.people], dtype=np.float64)
         if scores.size > 1 and (np.diff(scores) > 0).any():
             raise ValueError("people must be sorted by score, descending")
+
+    def dense_maps(self) -> DenseMaps:
+        """The pasted full-image maps with the people's boxes and scores, as the visualizations take them."""
+        charts, u, v, instances = self.paste()
+        boxes = np.array([p.box for p in self.people], dtype=np.float64).reshape(-1, 4)
+        scores = np.array([p.score for p in self.people], dtype=np.float64)
+        return DenseMaps(charts, u, v, instances, boxes, scores)
+
+    def detections(self, image_id: int, category_id: int = 1) -> list[Detection]:
+        """The people as entries of the official results file (xywh boxes, quantized charts)."""
+        return [
+            Detection(image_id, category_id, (x0, y0, x1 - x0, y1 - y0), p.score, p.chart.quantize())
+            for p in self.people
+            for x0, y0, x1, y1 in [p.box]
+        ]
 
     def paste(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Full-image maps ``(I, U, V, instance)``: I (H, W) uint8 chart labels 0..24, U and V (H, W) float32 (0 on
