@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from densehuman.inference import cli as inference_cli
 
     inference_cli.add_parser(sub)
+    from densehuman.engine.detectron2 import cli as detectron2_cli
+
+    detectron2_cli.add_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -305,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return evaluation_cli.run_fake_predictions(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "convert":
+            from densehuman.engine.detectron2 import cli as detectron2_cli
+
+            return detectron2_cli.run(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"densehuman: error: {err}", file=sys.stderr)
         return 2

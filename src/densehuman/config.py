@@ -39,6 +39,7 @@ class FPNConfig:
 class RPNConfig:
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    anchor_offset: float = 0.0  # in strides; detectron2's default is 0.5, its DensePose configs use 0.0
     pre_nms_topk_train: int = 2000
     pre_nms_topk_test: int = 1000
     post_nms_topk_train: int = 1000
@@ -60,6 +61,7 @@ class BoxHeadConfig:
     score_thresh_test: float = 0.05
     nms_thresh_test: float = 0.5
     detections_per_image: int = 100
+    class_agnostic: bool = False  # one set of box deltas for all classes (detectron2 CLS_AGNOSTIC_BBOX_REG)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def test_a_small_model_overfits_a_few_images(dataset: Path, tmp_path: Path) -> N
             __import__("cv2").imread(str(dataset / "images" / "train" / image["file_name"]))[..., ::-1]
         )
         (prediction,) = model.predict([torch.from_numpy(rgb).permute(2, 0, 1)])
-        detections = prediction_to_detections(prediction, image["id"], 1.0)
+        detections = prediction_to_detections(prediction, image["id"], rgb.shape[:2], rgb.shape[:2])
         for ann in (a for a in gt["annotations"] if a["image_id"] == image["id"] and "dp_x" in a):
             x, y, w, h = ann["bbox"]
             ious = [_iou(ann["bbox"], d.bbox) for d in detections]

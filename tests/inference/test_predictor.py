@@ -80,10 +80,10 @@ def test_matches_model_predict_and_documented_conversion(
     result = predictor(image)
     assert result.image_size == (150, 220)
     assert len(result.people) > 0
-    resized, scale = resize_for_test(image, config.input.min_size_test, config.input.max_size_test)
+    resized = resize_for_test(image, config.input.min_size_test, config.input.max_size_test)
     assert min(resized.shape[:2]) == 256
     (pred,) = model.predict([torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)], score_threshold=0.0)
-    detections = prediction_to_detections(pred, 0, scale)
+    detections = prediction_to_detections(pred, 0, resized.shape[:2], image.shape[:2])
     assert len(detections) == len(result.people)
     for person, det in zip(result.people, detections, strict=True):  # model scores are already decreasing
         x0, y0, x1, y1 = person.box

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from densehuman.config import Config
 from densehuman.evaluation.densepose import DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
@@ -16,29 +17,57 @@ from densehuman.evaluation.predictions import Detection
 from densehuman.models.instances import Prediction
 
 
-def resize_for_test(image: np.ndarray, short: int, max_size: int) -> tuple[np.ndarray, float]:
-    """detectron2's ResizeShortestEdge at test time: the shorter side to ``short``, the longer at most ``max_size``."""
+def test_size(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
+    """detectron2's ``ResizeShortestEdge.get_output_shape``: (new_h, new_w) with the shorter side ``short`` and the
+    longer at most ``max_size``, each rounded half up."""
+    scale = short / min(height, width)
+    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
+    if max(new_h, new_w) > max_size:
+        scale = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+def resize_for_test(image: np.ndarray, short: int, max_size: int) -> np.ndarray:
+    """detectron2's test-time ``ResizeShortestEdge`` of a uint8 (H, W, 3) image: PIL's bilinear resize (which
+    filters when shrinking) to :func:`test_size`, as detectron2's ``ResizeTransform`` does for uint8 images."""
     h, w = image.shape[:2]
-    scale = short / min(h, w)
-    if max(h, w) * scale > max_size:
-        scale = max_size / max(h, w)
-    new_w, new_h = int(w * scale + 0.5), int(h * scale + 0.5)
+    new_h, new_w = test_size(h, w, short, max_size)
     if (new_h, new_w) == (h, w):
-        return image, 1.0
-    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), scale
+        return image
+    return np.array(Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.Resampling.BILINEAR))
 
 
-def prediction_to_detections(prediction: Prediction, image_id: int, scale: float) -> list[Detection]:
-    """Boxes back to original-image pixels and DensePose outputs to quantized chart results at box size."""
+def boxes_to_original(
+    boxes: torch.Tensor, resized_size: tuple[int, int], original_size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """detectron2's ``detector_postprocess``: (D, 4) xyxy boxes of the resized image -> float32 boxes of the
+    original (H, W) (x times W / resized W, y times H / resized H, clipped to the image), and the mask of the
+    boxes that are not empty afterwards (detectron2 drops the others)."""
+    (rh, rw), (h, w) = resized_size, original_size
+    out = boxes.detach().to("cpu", torch.float32).clone()
+    out[:, 0::2] *= w / rw
+    out[:, 1::2] *= h / rh
+    out[:, 0::2] = out[:, 0::2].clamp(min=0, max=w)
+    out[:, 1::2] = out[:, 1::2].clamp(min=0, max=h)
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out, keep
+
+
+def prediction_to_detections(
+    prediction: Prediction, image_id: int, resized_size: tuple[int, int], original_size: tuple[int, int]
+) -> list[Detection]:
+    """Boxes back to original-image pixels (:func:`boxes_to_original`) and DensePose outputs to quantized chart
+    results at box size."""
     from densehuman.models.densepose_branch import to_chart_result
 
-    boxes = prediction.boxes.detach().cpu().double() / scale
+    boxes, keep = boxes_to_original(prediction.boxes, resized_size, original_size)
     out = []
-    for k in range(boxes.shape[0]):
+    for k in torch.nonzero(keep).flatten().tolist():
         x0, y0, x1, y1 = (float(v) for v in boxes[k])
         chart = None
         if prediction.densepose is not None:
-            chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k].float()).quantize()
+            chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k]).quantize()
         out.append(
             Detection(
                 image_id=image_id,
@@ -61,10 +90,11 @@ def predict_split(
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"{path}: missing or unreadable image")
-        rgb, scale = resize_for_test(bgr[..., ::-1], config.input.min_size_test, config.input.max_size_test)
+        rgb = resize_for_test(bgr[..., ::-1], config.input.min_size_test, config.input.max_size_test)
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(device)
         (prediction,) = model.predict([tensor])  # type: ignore[operator]
-        detections += prediction_to_detections(prediction, int(image["id"]), scale)
+        size = (rgb.shape[0], rgb.shape[1])
+        detections += prediction_to_detections(prediction, int(image["id"]), size, (bgr.shape[0], bgr.shape[1]))
     return detections
 
 

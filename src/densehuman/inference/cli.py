@@ -17,8 +17,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     text = "run a DensePose model on images, folders or videos: visualizations, IUV/INDS PNGs, results JSON, arrays"
     p = sub.add_parser("predict", help=text, description=text)
     p.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) or glob patterns")
-    p.add_argument("--model", required=True, help="a run folder, a densehuman checkpoint, or a preset name")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a run folder, a densehuman checkpoint, a preset name, or a detectron2 DensePose checkpoint (.pkl/.pth)",
+    )
     p.add_argument("--checkpoint", help="weights for a preset given as --model")
+    p.add_argument(
+        "--config",
+        help="for a detectron2 checkpoint: its detectron2 config YAML or model-zoo name (default: config.yaml beside "
+        "it, the zoo file name, or what its tensors show)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--min-score", type=float, default=0.5, help="keep people scoring at least this (0.5)")
     p.add_argument("--vis", default="segm,contour,bbox", help="comma list of: segm,u,v,iuv,contour,bbox,texture")
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(args.model, args.checkpoint, device=args.device, min_score=args.min_score)
+    predictor = Predictor(args.model, args.checkpoint, config=args.config, device=args.device, min_score=args.min_score)
     detections: list[Detection] = []
     images_json: list[dict[str, Any]] = []
     skipped: list[str] = []

@@ -1,8 +1,9 @@
 """``Predictor``: images in, per-person DensePose charts out (boxes in original image pixels).
 
 The test-time pipeline is the evaluation's (``densehuman.engine.evaluation``): the image is resized with
-detectron2's ``ResizeShortestEdge`` (short edge, max size), ``Detector.predict`` runs on the resized RGB image,
-boxes are divided by the resize scale and each box's DensePose output becomes a ``ChartResult`` at int box size
+detectron2's ``ResizeShortestEdge`` (short edge, max size, PIL bilinear), ``Detector.predict`` runs on the resized
+RGB image, boxes are scaled back per axis and clipped (``detector_postprocess``) and each box's DensePose output
+becomes a ``ChartResult`` at int box size
 (``to_chart_result``: width ``int(x1 - x0)``, height ``int(y1 - y0)``, anchored at ``(int(x0), int(y0))``).
 """
 
@@ -23,7 +24,8 @@ from PIL import Image
 
 from densehuman.config import Config, from_dict
 from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_metadata
-from densehuman.engine.evaluation import resize_for_test
+from densehuman.engine.detectron2.convert import ImportedModel
+from densehuman.engine.evaluation import boxes_to_original, resize_for_test, test_size
 from densehuman.evaluation.predictions import Detection
 from densehuman.models.densepose_branch import to_chart_result
 from densehuman.models.detector import Detector
@@ -201,24 +203,54 @@ def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
 
 def _check_resizable(h: int, w: int, short: int, max_size: int) -> None:
     """Reject images whose test-time resize (``resize_for_test``) would have an empty side."""
-    scale = min(short / min(h, w), max_size / max(h, w))
-    if int(min(h, w) * scale + 0.5) < 1:
+    if min(test_size(h, w, short, max_size)) < 1:
         raise ValueError(f"image of size {h}x{w}: aspect ratio too extreme for input size ({short}, {max_size})")
 
 
-def _to_result(prediction: Prediction, scale: float, image_size: tuple[int, int]) -> ImageResult:
+def _to_result(prediction: Prediction, resized_size: tuple[int, int], image_size: tuple[int, int]) -> ImageResult:
     """Boxes back to original pixels and chart results at box size (``prediction_to_detections``' conversion)."""
-    boxes = prediction.boxes.detach().cpu().double() / scale
+    boxes, keep = boxes_to_original(prediction.boxes, resized_size, image_size)
     scores = prediction.scores.detach().cpu()
     if prediction.densepose is None:
         raise ValueError("the model has no DensePose head output")
     order = torch.argsort(scores, descending=True, stable=True)
     people = []
     for k in order.tolist():
-        chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k].float())
+        if not keep[k]:
+            continue
+        chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k])
         x0, y0, x1, y1 = (float(v) for v in boxes[k])
         people.append(PersonResult(box=(x0, y0, x1, y1), score=float(scores[k]), chart=chart))
     return ImageResult(people=people, image_size=image_size)
+
+
+def _import_detectron2(
+    model: str | Path, checkpoint: str | Path | None, config: str | Path | None
+) -> ImportedModel | None:
+    """The detectron2 checkpoint among ``model`` / ``checkpoint`` loaded with its config (None if there is none)."""
+    from densehuman.engine.detectron2 import is_detectron2_checkpoint, load_detectron2_model
+    from densehuman.engine.detectron2.weights import load_detectron2_weights
+    from densehuman.models.build import build_model
+    from densehuman.models.zoo import PRESETS, preset
+
+    if is_detectron2_checkpoint(model):
+        if checkpoint is not None:
+            raise ValueError(f"{model} is a checkpoint file already; do not pass checkpoint={checkpoint}")
+        return load_detectron2_model(model, config)
+    if checkpoint is None or not is_detectron2_checkpoint(checkpoint):
+        return None
+    if isinstance(model, str) and model in PRESETS:  # a densehuman preset with detectron2 weights
+        if config is not None:
+            raise ValueError(f"give either the preset {model} or config={config}, not both")
+        from densehuman.engine.detectron2.reader import read_detectron2_weights
+
+        cfg = preset(model)
+        net = build_model(cfg.model)
+        report = load_detectron2_weights(net, read_detectron2_weights(checkpoint).tensors, str(checkpoint))
+        return ImportedModel(cfg, net.eval(), report, f"preset {model}", 0)
+    if config is not None:
+        raise ValueError(f"give the detectron2 config once: as model ({model}) or as config= ({config})")
+    return load_detectron2_model(checkpoint, model)
 
 
 class Predictor:
@@ -227,9 +259,14 @@ class Predictor:
     Args:
         model: a preset name (``densehuman.models.zoo``; weights from ``checkpoint``, or random weights with a
             warning when there is none: for tests only), a densehuman checkpoint file (``*.safetensors``, config
-            from its metadata), or a run folder (``config.yaml`` + the checkpoint named by ``last_checkpoint``,
-            or ``checkpoint`` when given).
-        checkpoint: weights for a preset or a run folder; not allowed with a checkpoint file.
+            from its metadata), a run folder (``config.yaml`` + the checkpoint named by ``last_checkpoint``, or
+            ``checkpoint`` when given), or a detectron2 DensePose checkpoint (``model_final_*.pkl`` of the model
+            zoo, or a ``.pth`` of detectron2 training; see ``densehuman.engine.detectron2``).
+        checkpoint: weights for a preset or a run folder; not allowed with a checkpoint file. A detectron2
+            checkpoint here goes with ``model`` = a preset name, a detectron2 config YAML or a model-zoo name.
+        config: the detectron2 config (YAML file, ``_BASE_`` resolved, or a model-zoo name such as
+            ``densepose_rcnn_R_50_FPN_s1x``) of a detectron2 checkpoint; by default the ``config.yaml`` beside
+            it, its model-zoo file name, or what its tensors show.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         min_score: detection score threshold handed to ``Detector.predict`` (kept: score > min_score).
         input_size: (short edge, max size) of the test-time resize; default the config's
@@ -243,6 +280,7 @@ class Predictor:
         model: str | Path,
         checkpoint: str | Path | None = None,
         *,
+        config: str | Path | None = None,
         device: str = "cpu",
         min_score: float = 0.5,
         input_size: tuple[int, int] | None = None,
@@ -254,19 +292,28 @@ class Predictor:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        config, weights = _resolve(model, checkpoint)
+        imported = _import_detectron2(model, checkpoint, config)
+        weights: Path | None
+        if imported is not None:
+            cfg, weights = imported.config, Path(checkpoint if checkpoint is not None else model)
+        elif config is not None:
+            raise ValueError(f"config= is for detectron2 checkpoints (.pkl / .pth); {model} is not one")
+        else:
+            cfg, weights = _resolve(model, checkpoint)
         if input_size is None:
-            input_size = (config.input.min_size_test, config.input.max_size_test)
+            input_size = (cfg.input.min_size_test, cfg.input.max_size_test)
         short, longest = (int(s) for s in input_size)
         if not (1 <= short <= MAX_IMAGE_SIDE and 1 <= longest <= MAX_IMAGE_SIDE):
             raise ValueError(f"input_size (short edge, max size) must be in 1..{MAX_IMAGE_SIDE}, got {input_size}")
-        self.config = config
+        self.config = cfg
         self.input_size = (short, longest)
         self.min_score = float(min_score)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
-        net = build_model(config.model)
-        if weights is None:
+        net = imported.model if imported is not None else build_model(cfg.model)
+        if imported is not None:
+            pass  # weights loaded and checked by the importer
+        elif weights is None:
             warnings.warn(
                 f"Predictor({model!r}) has no checkpoint: the model has RANDOM weights (useful for tests only)",
                 stacklevel=2,
@@ -275,7 +322,7 @@ class Predictor:
             try:
                 load_weights(weights, net)
             except RuntimeError as err:  # load_state_dict: tensor shapes differ from the config's model
-                raise ValueError(f"{weights}: weights do not fit the {config.name!r} model ({err})") from err
+                raise ValueError(f"{weights}: weights do not fit the {cfg.name!r} model ({err})") from err
         self.checkpoint = weights
         self.model: Detector = net.to(self.device).eval()
 
@@ -289,13 +336,13 @@ class Predictor:
         results: list[ImageResult] = []
         for start in range(0, len(images), self.batch_size):
             chunk = [_as_rgb(im, bgr) for im in images[start : start + self.batch_size]]
-            tensors, scales = [], []
+            tensors, sizes = [], []
             for rgb in chunk:
                 _check_resizable(rgb.shape[0], rgb.shape[1], *self.input_size)
-                resized, scale = resize_for_test(rgb, *self.input_size)
+                resized = resize_for_test(rgb, *self.input_size)
                 tensors.append(torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).to(self.device))
-                scales.append(scale)
+                sizes.append((resized.shape[0], resized.shape[1]))
             predictions = self.model.predict(tensors, score_threshold=self.min_score)
-            for prediction, scale, rgb in zip(predictions, scales, chunk, strict=True):
-                results.append(_to_result(prediction, scale, (rgb.shape[0], rgb.shape[1])))
+            for prediction, size, rgb in zip(predictions, sizes, chunk, strict=True):
+                results.append(_to_result(prediction, size, (rgb.shape[0], rgb.shape[1])))
         return results

@@ -106,6 +106,7 @@ def build_model(cfg: ModelConfig) -> Detector:
         pre_nms_topk=(r.pre_nms_topk_train, r.pre_nms_topk_test),
         post_nms_topk=(r.post_nms_topk_train, r.post_nms_topk_test),
         nms_thresh=r.nms_thresh,
+        anchor_offset=r.anchor_offset,
     )
     b = cfg.box_head
     box_levels = ("p2", "p3", "p4", "p5")
@@ -123,6 +124,7 @@ def build_model(cfg: ModelConfig) -> Detector:
         score_threshold=b.score_thresh_test,
         nms_threshold=b.nms_thresh_test,
         detections_per_image=b.detections_per_image,
+        class_agnostic=b.class_agnostic,
     )
     densepose = build_densepose_branch(cfg.densepose, shapes)
     return Detector(
