@@ -395,3 +395,20 @@ def test_cse_and_hrnet_checkpoints_get_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError, match="HRNet"):
         load_detectron2_model(hrnet)
     assert cli(["convert", "detectron2", str(cse), "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+@needs_fixtures
+def test_a_pth_of_detectron2_training_loads_like_the_zoo_pickle(tmp_path: Path) -> None:
+    """detectron2's own training writes ``model_*.pth`` (torch.save, DDP prefixes possible) beside config.yaml."""
+    name = "densepose_rcnn_R_50_FPN_WC1M_s1x"
+    state = {"module." + k: torch.from_numpy(v) for k, v in fixture_state(name).items()}
+    torch.save({"model": state, "iteration": 129999, "scheduler": {"last_epoch": 129999}}, tmp_path / "model_final.pth")
+    (tmp_path / "config.yaml").write_bytes((FIXTURES / name / "config.yaml").read_bytes())
+    from_pth = load_detectron2_model(tmp_path / "model_final.pth")
+    from_pkl = load_detectron2_model(FIXTURES / name / "model.pkl")
+    assert from_pth.iteration == 129999
+    assert from_pth.config_source == str(tmp_path / "config.yaml")
+    assert from_pth.config.model == from_pkl.config.model
+    ours, theirs = from_pth.model.state_dict(), from_pkl.model.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

@@ -1,14 +1,12 @@
 """The generic two-stage detector: anchors, box coding, matching, ResNet/timm backbones, FPN, RPN, box head, the
-detector's preprocessing, training losses, RoI-branch hook, prediction, a tiny overfit, and an exact match with
-detectron2's outputs on the model-zoo fixtures (skipped where they are absent)."""
+detector's preprocessing, training losses, RoI-branch hook, prediction and a tiny overfit. The match with detectron2's
+outputs on the model-zoo fixtures is in tests/engine/test_detectron2_import.py."""
 
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,6 @@ from densehuman.models.necks import FPN
 from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN, find_top_rpn_proposals
 
-FIXTURES = Path("/work/shared/fixtures/detectron2")
 TINY = {"stem_out_channels": 8, "res2_out_channels": 16, "width_per_group": 4}
 
 
@@ -452,37 +449,3 @@ def test_detectron2_key_mapping() -> None:
         "rpn.rpn_head.anchor_deltas.bias",
         "box_head.predictor.bbox_pred.weight",
     } <= names
-
-
-@pytest.mark.parametrize("name", ["densepose_rcnn_R_50_FPN_s1x", "densepose_rcnn_R_50_FPN_s1x_legacy"])
-def test_matches_detectron2_fixture(name: str) -> None:
-    """The generic parts loaded from a detectron2 checkpoint reproduce its features, proposals and detections."""
-    root = FIXTURES / name
-    if not root.exists():
-        pytest.skip("detectron2 fixtures not available")
-    with (root / "model.pkl").open("rb") as f:
-        state = pickle.load(f)["model"]
-    ref = np.load(root / "reference.npz")
-    backbone = ResNet(50, stem_out_channels=16, res2_out_channels=32, width_per_group=8)
-    neck = FPN(backbone.output_shapes(), out_channels=32)
-    shapes = neck.output_shapes()
-    rpn = RPN(tuple(shapes), 32, [s for _, s in shapes.values()])
-    box_head = BoxHead(("p2", "p3", "p4", "p5"), 32, (4, 8, 16, 32), fc_dim=64, detections_per_image=10)
-    det = Detector(backbone, neck, rpn, box_head).eval()
-    mapped = {detectron2_key(k): torch.as_tensor(v) for k, v in state.items() if detectron2_key(k) is not None}
-    det.load_state_dict(mapped, strict=True)
-    image = torch.from_numpy(ref["image_resized_bgr"][..., ::-1].copy()).permute(2, 0, 1)  # to RGB
-    with torch.no_grad():
-        batch, sizes = det.preprocess([image])
-        features = det.features(batch)
-        for level, value in features.items():
-            assert list(value.shape) == ref[f"features/{level}/shape"].tolist()
-            assert float(value.double().mean()) == pytest.approx(float(ref[f"features/{level}/mean"]), rel=1e-4)
-            assert float(value.double().std()) == pytest.approx(float(ref[f"features/{level}/std"]), rel=1e-4)
-        proposals, _ = det.rpn(features, sizes)
-        np.testing.assert_allclose(proposals[0][:50].numpy(), ref["proposals/boxes_first50"], atol=1e-2)
-    prediction = det.predict([image])[0]
-    height, width = ref["image_bgr"].shape[:2]
-    scale = np.array([width / sizes[0][1], height / sizes[0][0]] * 2)
-    np.testing.assert_allclose(prediction.boxes.numpy() * scale, ref["boxes_xyxy"], atol=1e-2)
-    np.testing.assert_allclose(prediction.scores.numpy(), ref["scores"], atol=1e-4)
