@@ -261,14 +261,25 @@ def _match(ref_boxes: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return match
 
 
-def _check_charts(ref: np.lib.npyio.NpzFile, charts: list, match: np.ndarray) -> None:
+def _check_charts(
+    ref: np.lib.npyio.NpzFile, charts: list, match: np.ndarray, exact: bool = True, min_agreement: float = 0.999
+) -> None:
+    """Chart results at detectron2's box sizes, labels equal on ``min_agreement`` of all pixels (and, ``exact``,
+    of each box), U and V equal where the labels are (``exact``: to 1e-4; else to float32 rounding of values that
+    reach thousands with random weights)."""
+    same_pixels, pixels = 0, 0
     for i, j in enumerate(match):
         labels, uv = ref[f"chart/{i}/labels"], ref[f"chart/{i}/uv"]
         ours = charts[j]
         assert ours.labels.shape == labels.shape
         same = ours.labels == labels
-        assert same.mean() >= 0.999
-        np.testing.assert_allclose(ours.uv[:, same], uv[:, same], atol=1e-4)
+        same_pixels, pixels = same_pixels + int(same.sum()), pixels + same.size
+        if exact:
+            assert same.mean() >= min_agreement
+            np.testing.assert_allclose(ours.uv[:, same], uv[:, same], atol=1e-4)
+        else:
+            np.testing.assert_allclose(ours.uv[:, same], uv[:, same], rtol=1e-2, atol=1e-2)
+    assert same_pixels / pixels >= min_agreement
 
 
 @needs_fixtures
@@ -309,20 +320,49 @@ def test_network_alone_matches_detectron2(name: str) -> None:
 
 
 @needs_fixtures
+@pytest.mark.parametrize("optimize", [False, True], ids=["as-loaded", "optimized"])
 @pytest.mark.parametrize("name", NAMES)
-def test_predictor_from_the_original_image_matches_detectron2(name: str) -> None:
-    """From ``image_bgr`` with the test-time resize (PIL bilinear, as detectron2) through the user-facing Predictor."""
+def test_predictor_from_the_original_image_matches_detectron2(name: str, optimize: bool) -> None:
+    """From ``image_bgr`` with the test-time resize (PIL bilinear, as detectron2) through the user-facing Predictor,
+    as loaded (bit for bit detectron2's arithmetic) and optimized for the CPU (the default: folded norms, Winograd,
+    windowed decoder; float32 rounding differs)."""
     ref = np.load(FIXTURES / name / "reference.npz")
     resized = resize_for_test(ref["image_bgr"], 800, 1333)
     assert resized.shape[:2] == tuple(ref["resized_hw"].tolist())
     np.testing.assert_array_equal(resized, ref["image_resized_bgr"])  # OpenCV differs on a quarter of the pixels
-    predictor = Predictor(FIXTURES / name / "model.pkl", min_score=0.05)  # config.yaml beside it
+    predictor = Predictor(FIXTURES / name / "model.pkl", min_score=0.05, optimize=optimize)  # config.yaml beside it
     result = predictor(ref["image_bgr"], bgr=True)
     boxes = np.array([p.box for p in result.people], dtype=np.float32)
     match = _match(ref["boxes_xyxy"], boxes)
     np.testing.assert_allclose(boxes[match], ref["boxes_xyxy"], atol=1e-2)
     np.testing.assert_allclose(np.array([p.score for p in result.people])[match], ref["scores"], atol=1e-4)
-    _check_charts(ref, [p.chart for p in result.people], match)
+    if optimize and "_DL_" in name:
+        return  # ill-conditioned charts: see test_deeplab_fixture_charts_flip_under_float32_rounding
+    _check_charts(ref, [p.chart for p in result.people], match, exact=not optimize)
+
+
+@needs_fixtures
+def test_deeplab_fixture_charts_flip_under_float32_rounding() -> None:
+    """Why the optimized DeepLab fixture is checked on boxes and scores only: its narrow head (32 channels in 32
+    GroupNorm groups, random weights) is so ill-conditioned that a 1e-6 relative change of the FPN outputs, the
+    size of float32 rounding, changes over 5 % of its chart labels, while the other fixtures do not move. Only
+    detectron2's exact sequence of float32 operations (the as-loaded path, bit for bit) reproduces them."""
+    noise = torch.Generator().manual_seed(0)
+
+    def perturb(module: torch.nn.Module, inputs: object, output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v * (1 + 1e-6 * torch.randn(v.shape, generator=noise)) for k, v in output.items()}
+
+    agreement = {}
+    for name in (NAMES[0], NAMES[2]):
+        ref = np.load(FIXTURES / name / "reference.npz")
+        predictor = Predictor(FIXTURES / name / "model.pkl", min_score=0.05, optimize=False)
+        predictor.model.neck.register_forward_hook(perturb)  # type: ignore[union-attr]
+        people = predictor(ref["image_bgr"], bgr=True).people
+        match = _match(ref["boxes_xyxy"], np.array([p.box for p in people], dtype=np.float32))
+        same = [(people[j].chart.labels == ref[f"chart/{i}/labels"]).mean() for i, j in enumerate(match)]
+        agreement[name] = min(same)
+    assert agreement[NAMES[0]] == 1.0
+    assert agreement[NAMES[2]] < 0.95
 
 
 # --- conversion and the command line ------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densehuman.models.decoder import Decoder
 from densehuman.models.densepose_branch import DensePoseBranch, to_chart_result, to_chart_results
-from densehuman.models.densepose_head import ChartPredictor, Decoder, DeepLabHead, UVConfidence, V1ConvXHead
+from densehuman.models.densepose_head import ChartPredictor, DeepLabHead, UVConfidence, V1ConvXHead
 from densehuman.models.densepose_loss import (
     DensePoseChartLoss,
     iid_iso_uv_loss,

@@ -29,6 +29,7 @@ from densehuman.engine.evaluation import boxes_to_original, resize_for_test, tes
 from densehuman.evaluation.predictions import Detection
 from densehuman.models.densepose_branch import to_chart_result
 from densehuman.models.detector import Detector
+from densehuman.models.fusion import prepare_for_inference
 from densehuman.models.instances import Prediction
 from densehuman.structures import ChartResult
 from densehuman.visualization.densepose import DenseMaps
@@ -273,6 +274,11 @@ class Predictor:
             ``input.min_size_test`` / ``input.max_size_test``.
         batch_size: images per model call in ``predict_batch``. Images of different sizes are zero-padded to a
             common size in a batch, which can change results slightly against one image at a time.
+        optimize: prepare the model for fast inference (``densehuman.models.fusion.prepare_for_inference``: batch
+            norms folded into the convolutions, Winograd convolutions on the CPU, the DensePose decoder computed
+            only around the detections). The outputs are the same up to float32 rounding; ``self.model`` is then
+            for inference only (it cannot train, and its state dict is not a checkpoint). False keeps the model as
+            loaded.
     """
 
     def __init__(
@@ -285,6 +291,7 @@ class Predictor:
         min_score: float = 0.5,
         input_size: tuple[int, int] | None = None,
         batch_size: int = 1,
+        optimize: bool = True,
     ) -> None:
         from densehuman.models.build import build_model
 
@@ -325,6 +332,8 @@ class Predictor:
                 raise ValueError(f"{weights}: weights do not fit the {cfg.name!r} model ({err})") from err
         self.checkpoint = weights
         self.model: Detector = net.to(self.device).eval()
+        if optimize:
+            prepare_for_inference(self.model)
 
     def __call__(self, image: ImageInput, *, bgr: bool = False) -> ImageResult:
         """One image: numpy uint8 (H, W, 3) RGB (BGR with ``bgr=True``; grayscale and RGBA accepted), a PIL image
@@ -342,7 +351,8 @@ class Predictor:
                 resized = resize_for_test(rgb, *self.input_size)
                 tensors.append(torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).to(self.device))
                 sizes.append((resized.shape[0], resized.shape[1]))
-            predictions = self.model.predict(tensors, score_threshold=self.min_score)
+            with torch.inference_mode():
+                predictions = self.model.predict(tensors, score_threshold=self.min_score)
             for prediction, size, rgb in zip(predictions, sizes, chunk, strict=True):
                 results.append(_to_result(prediction, size, (rgb.shape[0], rgb.shape[1])))
         return results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops.misc import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
@@ -58,12 +59,31 @@ class ConvNorm(nn.Conv2d):
         groups: int = 1,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
-        self.norm = FrozenBatchNorm2d(out_channels)
+        self.norm: nn.Module = FrozenBatchNorm2d(out_channels)
         # detectron2's c2_msra_fill
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(super().forward(x))
+
+    @torch.no_grad()
+    def fold_norm(self) -> None:
+        """Fold the frozen norm into the convolution (``weight * scale`` and a ``bias``) for inference.
+
+        ``norm`` becomes an ``nn.Identity``: the state dict loses the norm buffers and gains ``bias``, so it no
+        longer has detectron2's layout. The scale and shift are computed in float64 so that the folded layer
+        differs from the unfolded one by float32 rounding only. A second call does nothing.
+        """
+        if not isinstance(self.norm, FrozenBatchNorm2d):
+            return
+        norm = self.norm
+        scale = norm.weight.double() * (norm.running_var.double() + norm.eps).rsqrt()
+        shift = norm.bias.double() - norm.running_mean.double() * scale
+        self.weight = nn.Parameter(
+            (self.weight.double() * scale.view(-1, 1, 1, 1)).to(self.weight.dtype), requires_grad=False
+        )
+        self.bias = nn.Parameter(shift.to(self.weight.dtype), requires_grad=False)
+        self.norm = nn.Identity()
 
 
 class BasicStem(nn.Module):
@@ -75,7 +95,7 @@ class BasicStem(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(F.relu(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+        return F.max_pool2d(F.relu(self.conv1(x), inplace=True), kernel_size=3, stride=2, padding=1)
 
 
 class BottleneckBlock(nn.Module):
@@ -109,11 +129,13 @@ class BottleneckBlock(nn.Module):
         self.conv3 = ConvNorm(bottleneck_channels, out_channels, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.conv1(x))
-        out = F.relu(self.conv2(out))
+        # In place on fresh conv outputs (autograd-safe: no backward reads them): on a CPU, allocating the
+        # stride-4 maps anew costs as much as the additions themselves.
+        out = F.relu(self.conv1(x), inplace=True)
+        out = F.relu(self.conv2(out), inplace=True)
         out = self.conv3(out)
-        shortcut = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out + shortcut)
+        out += x if self.shortcut is None else self.shortcut(x)
+        return F.relu(out, inplace=True)
 
 
 def freeze_module(module: nn.Module) -> None:

@@ -45,11 +45,27 @@ class FastRCNNConvFCHead(nn.Module):
             self.fcs.append(fc)
             dim = fc_dim
         self.out_dim = dim
+        self.in_channels = in_channels
+        self.resolution = resolution
+        # fc1 reads (S, S, C)-ordered inputs (``read_channels_last``): a channels-last batch flattens without a copy
+        self.channels_last_input = False
+
+    @torch.no_grad()
+    def read_channels_last(self) -> None:
+        """Reorder fc1's input weights from detectron2's (C, S, S) flattening to (S, S, C), so that channels-last
+        pooled features flatten as a view (inference: the state dict no longer has detectron2's layout)."""
+        if self.channels_last_input or not self.fcs:
+            return
+        fc1, c, s = self.fcs[0], self.in_channels, self.resolution
+        reordered = fc1.weight.view(-1, c, s, s).permute(0, 2, 3, 1).reshape(fc1.weight.shape)
+        fc1.weight = nn.Parameter(reordered.contiguous(), requires_grad=fc1.weight.requires_grad)
+        self.channels_last_input = True
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.flatten(1)
+        # with the reordered fc1 the same features flatten in (S, S, C) order, whatever their memory layout
+        x = x.permute(0, 2, 3, 1).flatten(1) if self.channels_last_input else x.flatten(1)
         for fc in self.fcs:
-            x = F.relu(fc(x))
+            x = F.relu(fc(x), inplace=True)
         return x
 
 

@@ -12,11 +12,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densehuman.models.densepose_head import Decoder
+from densehuman.models.decoder import Decoder
 from densehuman.models.densepose_loss import DensePoseChartLoss
 from densehuman.models.instances import DensePoseOutput, DensePoseTarget, Targets
 from densehuman.models.poolers import RoIPooler
 from densehuman.structures import ChartResult
+
+Window = tuple[int, int, int, int]  # half-open (row0, row1, col0, col1)
+MAX_MERGED_WINDOWS = 32  # more boxes than this: one window around all of them (merging is quadratic)
+
+
+def merge_windows(windows: Sequence[Window], margin: int = 4) -> list[Window]:
+    """Cover the windows with fewer windows that cost no more to compute: two windows are replaced by their
+    bounding window while its area (each side grown by ``margin``, for the layers' reach) is at most the sum of
+    theirs. Overlapping and touching boxes merge, scattered ones stay apart."""
+
+    def cost(w: Window) -> int:
+        return (w[1] - w[0] + 2 * margin) * (w[3] - w[2] + 2 * margin)
+
+    out = [w for w in windows if w[1] > w[0] and w[3] > w[2]]
+    if len(out) > MAX_MERGED_WINDOWS:
+        return [(min(w[0] for w in out), max(w[1] for w in out), min(w[2] for w in out), max(w[3] for w in out))]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                union = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+                if cost(union) <= cost(a) + cost(b):
+                    out[i] = union
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
 
 
 def _matched_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,15 +92,39 @@ class DensePoseBranch(nn.Module):
         self.predictor = predictor
         self.loss = loss
         self.fg_iou_threshold = fg_iou_threshold
+        # Decode only the windows the pooler reads (set by ``prepare_for_inference``; used without autograd).
+        self.decode_regions = False
 
     def forward(self, features: Mapping[str, torch.Tensor], boxes: Sequence[torch.Tensor]) -> DensePoseOutput:
         """Outputs for all boxes of all images, concatenated in image order; ``boxes``: one (R_n, 4) per image."""
         maps = [features[name] for name in self.in_features]
         if self.decoder is not None:
-            maps = [self.decoder(maps)]
+            regional = self.decode_regions and not torch.is_grad_enabled() and self.decoder.supports_regions()
+            maps = [self._decode_windows(maps, boxes) if regional else self.decoder(maps)]
         pooled = self.pooler(maps, [b.detach() for b in boxes])
         output: DensePoseOutput = self.predictor(self.head(pooled))
         return output
+
+    def _decode_windows(self, maps: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The decoder's output map where the pooler reads it (zeros elsewhere): only the windows around each
+        image's boxes (``merge_windows`` of ``RoIPooler.footprint``) are computed, by ``Decoder.forward_region``.
+
+        The decoder runs at stride 4 over the whole image; the DensePose branch reads it inside the detections
+        only, which often cover a small part of the image.
+        """
+        assert self.decoder is not None
+        num = maps[0].shape[0]
+        height, width = self.decoder.output_size(maps)
+        layout = torch.channels_last if self.pooler.gather else torch.contiguous_format
+        out = maps[0].new_zeros((num, self.decoder.out_channels, height, width)).contiguous(memory_format=layout)
+        for n, image_boxes in enumerate(boxes):
+            if len(image_boxes) == 0:
+                continue
+            windows = [tuple(w) for w in self.pooler.footprint(image_boxes, height, width).tolist()]
+            level_maps = [m[n : n + 1] for m in maps]
+            for r0, r1, c0, c1 in merge_windows(windows):
+                out[n : n + 1, :, r0:r1, c0:c1] = self.decoder.forward_region(level_maps, (r0, r1), (c0, c1))
+        return out
 
     def predict(self, features: Mapping[str, torch.Tensor], boxes: Sequence[torch.Tensor]) -> list[DensePoseOutput]:
         """Outputs per image for its boxes (R_n, 4)."""

@@ -1,15 +1,14 @@
-"""DensePose R-CNN per-RoI layers: the panoptic-FPN decoder, the V1ConvX and DeepLab heads and the chart predictor.
+"""DensePose R-CNN per-RoI layers: the V1ConvX and DeepLab heads and the chart predictor (the panoptic-FPN decoder
+is in ``densehuman.models.decoder``).
 
-Layer and parameter names follow detectron2's ``projects/DensePose`` (``roi_heads/roi_head.py::Decoder``,
-``roi_heads/v1convx.py``, ``roi_heads/deeplab.py``, ``predictors/chart*.py``), so a detectron2 checkpoint maps onto
-these modules by replacing the prefixes ``roi_heads.decoder.``, ``roi_heads.densepose_head.`` and
-``roi_heads.densepose_predictor.``. Initialization follows detectron2 too: kaiming-normal (``fan_out``, ReLU) weights
-and zero biases (``c2_msra_fill`` / ``initialize_module_params``), PyTorch defaults in the ASPP block.
+Layer and parameter names follow detectron2's ``projects/DensePose`` (``roi_heads/v1convx.py``,
+``roi_heads/deeplab.py``, ``predictors/chart*.py``), so a detectron2 checkpoint maps onto these modules by replacing
+the prefixes ``roi_heads.densepose_head.`` and ``roi_heads.densepose_predictor.``. Initialization follows detectron2 too: kaiming-normal (``fan_out``, ReLU) weights
+and zero biases (``c2msra_fill`` / ``initialize_module_params``), PyTorch defaults in the ASPP block.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,12 +19,11 @@ from torch import nn
 from densehuman.models.instances import DensePoseOutput
 
 NormName = Literal["", "GN"]
-_DECODER_RESERVED = frozenset({"predictor", "in_features", "common_stride", "out_channels"})
 UVConfidence = Literal["iid_iso", "indep_aniso"]
 
 
-def _msra_fill(module: nn.Conv2d | nn.ConvTranspose2d) -> None:
-    """detectron2's ``c2_msra_fill``: kaiming-normal weight (fan_out, ReLU gain), zero bias."""
+def msra_fill(module: nn.Conv2d | nn.ConvTranspose2d) -> None:
+    """detectron2's ``c2msra_fill``: kaiming-normal weight (fan_out, ReLU gain), zero bias."""
     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     if module.bias is not None:
         nn.init.zeros_(module.bias)
@@ -65,59 +63,7 @@ class Conv2dNorm(nn.Conv2d):
         x = super().forward(x)
         if self.norm is not None:
             x = self.norm(x)
-        return F.relu(x) if self.relu else x
-
-
-class Decoder(nn.Module):
-    """Panoptic-FPN semantic decoder: merges FPN levels into one map at ``common_stride``.
-
-    Each level runs ``max(1, log2(stride / common_stride))`` times [3x3 conv (+ norm) + ReLU (+ 2x bilinear
-    upsample when the level is coarser than ``common_stride``)]; the level outputs are summed and a 1x1 conv
-    ``predictor`` maps them to ``num_classes`` channels. Level ``name``'s chain is the submodule ``name`` (``p2.0``,
-    ``p4.2``: index 1 is the upsample), as in detectron2. Levels must have exactly ``stride / common_stride`` times
-    the size of the finest level (true for FPN inputs padded to a multiple of the coarsest stride).
-    """
-
-    def __init__(
-        self,
-        in_features: Sequence[str],
-        in_channels: Sequence[int],
-        in_strides: Sequence[int],
-        conv_dims: int = 256,
-        num_classes: int = 256,
-        common_stride: int = 4,
-        norm: NormName = "",
-    ) -> None:
-        super().__init__()
-        if not (len(in_features) == len(in_channels) == len(in_strides) > 0):
-            raise ValueError("in_features, in_channels and in_strides must be non-empty and of equal length")
-        self.in_features = tuple(in_features)
-        self.common_stride = common_stride
-        for name, channels, stride in zip(in_features, in_channels, in_strides, strict=True):
-            if not name.isidentifier() or name in _DECODER_RESERVED or hasattr(self, name):
-                raise ValueError(f"feature name {name!r} cannot be a submodule name")
-            if stride < common_stride:
-                raise ValueError(f"level {name!r} has stride {stride} below the common stride {common_stride}")
-            ops: list[nn.Module] = []
-            for k in range(max(1, int(math.log2(stride) - math.log2(common_stride)))):
-                conv = Conv2dNorm(channels if k == 0 else conv_dims, conv_dims, 3, padding=1, norm=norm, relu=True)
-                _msra_fill(conv)
-                ops.append(conv)
-                if stride != common_stride:
-                    ops.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
-            self.add_module(name, nn.Sequential(*ops))
-        self.predictor = nn.Conv2d(conv_dims, num_classes, 1)
-        _msra_fill(self.predictor)
-        self.out_channels = num_classes
-
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        """``features`` in the order of ``in_features``; returns (N, num_classes, H/common_stride, ...)."""
-        if len(features) != len(self.in_features):
-            raise ValueError(f"expected {len(self.in_features)} feature maps, got {len(features)}")
-        x = getattr(self, self.in_features[0])(features[0])
-        for name, feature in zip(self.in_features[1:], features[1:], strict=True):
-            x = x + getattr(self, name)(feature)
-        return self.predictor(x)
+        return F.relu(x, inplace=True) if self.relu else x
 
 
 class V1ConvXHead(nn.Module):
@@ -129,14 +75,14 @@ class V1ConvXHead(nn.Module):
         channels = in_channels
         for i in range(num_convs):
             conv = nn.Conv2d(channels, conv_dim, kernel_size, padding=kernel_size // 2)
-            _msra_fill(conv)
+            msra_fill(conv)
             self.add_module(f"body_conv_fcn{i + 1}", conv)
             channels = conv_dim
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.num_convs):
-            x = F.relu(getattr(self, f"body_conv_fcn{i + 1}")(x))
+            x = F.relu(getattr(self, f"body_conv_fcn{i + 1}")(x), inplace=True)
         return x
 
 
@@ -231,7 +177,7 @@ class DeepLabHead(nn.Module):
         channels = in_channels
         for i in range(num_convs):
             conv = Conv2dNorm(channels, conv_dim, kernel_size, padding=kernel_size // 2, norm=norm, relu=True)
-            _msra_fill(conv)
+            msra_fill(conv)
             self.add_module(f"body_conv_fcn{i + 1}", conv)
             channels = conv_dim
         self.out_channels = channels
@@ -298,27 +244,62 @@ class ChartPredictor(nn.Module):
             self.coarse_segm_confidence_lowres = deconv(1)
         for module in self.modules():
             if isinstance(module, nn.ConvTranspose2d):
-                _msra_fill(module)
+                msra_fill(module)
+        # All layers' weights and biases concatenated along the outputs (``fuse_layers``); not in the state dict.
+        self.fused_weight: torch.Tensor | None
+        self.fused_bias: torch.Tensor | None
+        self.register_buffer("fused_weight", None, persistent=False)
+        self.register_buffer("fused_bias", None, persistent=False)
 
-    def _up(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(layer(x), scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+    def _layers(self) -> list[tuple[str, nn.ConvTranspose2d]]:
+        """(output field, layer) pairs, in a fixed order."""
+        names = {
+            "coarse_segm": "ann_index_lowres",
+            "fine_segm": "index_uv_lowres",
+            "u": "u_lowres",
+            "v": "v_lowres",
+            "sigma_2": "sigma_2_lowres",
+            "kappa_u": "kappa_u_lowres",
+            "kappa_v": "kappa_v_lowres",
+            "fine_segm_confidence": "fine_segm_confidence_lowres",
+            "coarse_segm_confidence": "coarse_segm_confidence_lowres",
+        }
+        return [(field, getattr(self, layer)) for field, layer in names.items() if hasattr(self, layer)]
+
+    @torch.no_grad()
+    def fuse_layers(self) -> None:
+        """Run all output layers as one transposed convolution (their weights concatenated along the outputs) and
+        one upsampling, when autograd is off: fewer and larger calls. Take a copy of the weights: call it again
+        after changing them."""
+        layers = [layer for _, layer in self._layers()]
+        biases = [layer.weight.new_zeros(layer.out_channels) if layer.bias is None else layer.bias for layer in layers]
+        self.fused_weight = torch.cat([layer.weight for layer in layers], dim=1)
+        self.fused_bias = torch.cat(biases)
+
+    def _raw_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each field's layer output, upsampled."""
+        layers = self._layers()
+        if self.fused_weight is None or torch.is_grad_enabled():
+            return {
+                field: F.interpolate(layer(x), scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+                for field, layer in layers
+            }
+        first = layers[0][1]  # every layer has the same kernel, stride and padding
+        padding = first.padding
+        assert isinstance(padding, tuple)
+        y = F.conv_transpose2d(x, self.fused_weight, self.fused_bias, stride=first.stride, padding=padding)
+        y = F.interpolate(y, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+        parts = y.split([layer.out_channels for _, layer in layers], dim=1)
+        return dict(zip([field for field, _ in layers], parts, strict=True))
 
     def forward(self, x: torch.Tensor) -> DensePoseOutput:
-        out = DensePoseOutput(
-            coarse_segm=self._up(self.ann_index_lowres, x),
-            fine_segm=self._up(self.index_uv_lowres, x),
-            u=self._up(self.u_lowres, x),
-            v=self._up(self.v_lowres, x),
-        )
-        if self.uv_confidence is not None:
-            out.sigma_2 = self._up(self.sigma_2_lowres, x)
-        if self.uv_confidence == "indep_aniso":
-            out.kappa_u = self._up(self.kappa_u_lowres, x)
-            out.kappa_v = self._up(self.kappa_v_lowres, x)
+        raw = self._raw_outputs(x)
+        out = DensePoseOutput(coarse_segm=raw["coarse_segm"], fine_segm=raw["fine_segm"], u=raw["u"], v=raw["v"])
+        out.sigma_2, out.kappa_u, out.kappa_v = raw.get("sigma_2"), raw.get("kappa_u"), raw.get("kappa_v")
         if self.segm_confidence:
             eps = self.segm_confidence_epsilon
-            out.fine_segm_confidence = F.softplus(self._up(self.fine_segm_confidence_lowres, x)) + eps
-            out.coarse_segm_confidence = F.softplus(self._up(self.coarse_segm_confidence_lowres, x)) + eps
+            out.fine_segm_confidence = F.softplus(raw["fine_segm_confidence"]) + eps
+            out.coarse_segm_confidence = F.softplus(raw["coarse_segm_confidence"]) + eps
             out.fine_segm = out.fine_segm * out.fine_segm_confidence
             out.coarse_segm = out.coarse_segm * out.coarse_segm_confidence
         return out

@@ -100,6 +100,18 @@ class Detector(nn.Module):
         # Not persistent: detectron2 checkpoints do not carry them.
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
+        # Set by ``densehuman.models.fusion.prepare_for_inference``: the weights are folded for inference only,
+        # and the RoI heads pool from copies of the maps in this memory format (None: the maps as they are).
+        self.inference_only = False
+        self.pooling_memory_format: torch.memory_format | None = None
+
+    def train(self, mode: bool = True) -> Detector:
+        if mode and self.inference_only:
+            raise RuntimeError(
+                "this Detector was prepared for inference (prepare_for_inference folded its frozen batch norms into "
+                "the convolutions), so it cannot train; build the model and load the checkpoint again to train"
+            )
+        return super().train(mode)
 
     @property
     def device(self) -> torch.device:
@@ -166,6 +178,8 @@ class Detector(nn.Module):
         batch, sizes = self.preprocess(images)
         features = self.features(batch)
         proposals, _ = self.rpn(features, sizes)
+        if self.pooling_memory_format is not None:  # one copy shared by the box head and the branches
+            features = {k: v.contiguous(memory_format=self.pooling_memory_format) for k, v in features.items()}
         detections = self.box_head.predict(features, proposals, sizes, score_threshold)
         predictions = [Prediction(boxes, scores, classes) for boxes, scores, classes in detections]
         boxes = [p.boxes for p in predictions]

@@ -42,7 +42,7 @@ class StandardRPNHead(nn.Module):
         """Per level: logits (B, A, H, W) and deltas (B, A * 4, H, W)."""
         logits, deltas = [], []
         for x in features:
-            t = F.relu(self.conv(x))
+            t = F.relu(self.conv(x), inplace=True)
             logits.append(self.objectness_logits(t))
             deltas.append(self.anchor_deltas(t))
         return logits, deltas
