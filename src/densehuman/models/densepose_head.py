@@ -3,8 +3,9 @@ is in ``densehuman.models.decoder``).
 
 Layer and parameter names follow detectron2's ``projects/DensePose`` (``roi_heads/v1convx.py``,
 ``roi_heads/deeplab.py``, ``predictors/chart*.py``), so a detectron2 checkpoint maps onto these modules by replacing
-the prefixes ``roi_heads.densepose_head.`` and ``roi_heads.densepose_predictor.``. Initialization follows detectron2 too: kaiming-normal (``fan_out``, ReLU) weights
-and zero biases (``c2msra_fill`` / ``initialize_module_params``), PyTorch defaults in the ASPP block.
+the prefixes ``roi_heads.densepose_head.`` and ``roi_heads.densepose_predictor.``. Initialization follows
+detectron2 too: kaiming-normal (``fan_out``, ReLU) weights and zero biases (``c2msra_fill`` /
+``initialize_module_params``), PyTorch defaults in the ASPP block.
 """
 
 from __future__ import annotations
