@@ -32,17 +32,14 @@ from densehuman.engine.checkpoint import save_checkpoint
 from densehuman.inference.predictor import Predictor
 from densehuman.models import fusion
 from densehuman.models.backbones import FrozenBatchNorm2d, ResNet
-from densehuman.models.box_head import BoxHead
 from densehuman.models.build import build_model
 from densehuman.models.decoder import Decoder
 from densehuman.models.densepose_branch import DensePoseBranch, merge_windows
 from densehuman.models.densepose_head import ChartPredictor
-from densehuman.models.detector import Detector, detectron2_key
+from densehuman.models.detector import Detector
 from densehuman.models.fusion import pointwise_conv2d, prepare_for_inference, winograd_conv2d
 from densehuman.models.instances import DensePoseOutput, Targets
-from densehuman.models.necks import FPN
 from densehuman.models.poolers import RoIPooler, roi_align_gather
-from densehuman.models.rpn import RPN
 
 FIXTURES = Path("/work/shared/fixtures/detectron2")
 FIELDS = ("coarse_segm", "fine_segm", "u", "v")
@@ -400,42 +397,6 @@ def test_chart_predictor_fused_layers_equal_the_separate_ones() -> None:
 # --- detectron2 fixtures ------------------------------------------------------------------------------------------
 
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="detectron2 fixtures not available")
-
-
-@needs_fixtures
-@pytest.mark.parametrize("name", ["densepose_rcnn_R_50_FPN_s1x", "densepose_rcnn_R_50_FPN_s1x_legacy"])
-def test_prepared_detector_matches_detectron2_fixture(name: str) -> None:
-    """test_detector.py's fixture check on the prepared model: features, proposals, boxes and scores."""
-    import pickle
-
-    root = FIXTURES / name
-    with (root / "model.pkl").open("rb") as f:
-        state = pickle.load(f)["model"]
-    ref = np.load(root / "reference.npz")
-    backbone = ResNet(50, stem_out_channels=16, res2_out_channels=32, width_per_group=8)
-    neck = FPN(backbone.output_shapes(), out_channels=32)
-    shapes = neck.output_shapes()
-    rpn = RPN(tuple(shapes), 32, [s for _, s in shapes.values()])
-    box_head = BoxHead(("p2", "p3", "p4", "p5"), 32, (4, 8, 16, 32), fc_dim=64, detections_per_image=10)
-    det = Detector(backbone, neck, rpn, box_head).eval()
-    mapped = {detectron2_key(k): torch.as_tensor(v) for k, v in state.items() if detectron2_key(k) is not None}
-    det.load_state_dict(mapped, strict=True)
-    prepare_for_inference(det)
-    image = torch.from_numpy(ref["image_resized_bgr"][..., ::-1].copy()).permute(2, 0, 1)
-    with torch.inference_mode():
-        batch, sizes = det.preprocess([image])
-        features = det.features(batch)
-        for level, value in features.items():
-            assert list(value.shape) == ref[f"features/{level}/shape"].tolist()
-            assert float(value.double().mean()) == pytest.approx(float(ref[f"features/{level}/mean"]), rel=1e-4)
-            assert float(value.double().std()) == pytest.approx(float(ref[f"features/{level}/std"]), rel=1e-4)
-        proposals, _ = det.rpn(features, sizes)
-        np.testing.assert_allclose(proposals[0][:50].numpy(), ref["proposals/boxes_first50"], atol=1e-2)
-        prediction = det.predict([image])[0]
-    height, width = ref["image_bgr"].shape[:2]
-    scale = np.array([width / sizes[0][1], height / sizes[0][0]] * 2)
-    np.testing.assert_allclose(prediction.boxes.numpy() * scale, ref["boxes_xyxy"], atol=1e-2)
-    np.testing.assert_allclose(prediction.scores.numpy(), ref["scores"], atol=1e-4)
 
 
 @needs_fixtures
