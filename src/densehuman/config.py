@@ -8,6 +8,7 @@ read a config: ``densehuman.models.build`` is the one place a config turns into 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -183,6 +184,9 @@ def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "") -> 
     return dataclasses.replace(config, **changes)
 
 
+_EXPONENT_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def _coerce(value: Any, hint: Any, path: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
@@ -202,6 +206,8 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
             raise ValueError(f"config key '{path}' takes an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-6 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"config key '{path}' takes a number, got {value!r}")
         return float(value)

@@ -39,6 +39,12 @@ def test_overrides_yaml_and_set(tmp_path: Path) -> None:
     assert config.model.densepose.head == "deeplab"
     config = apply_overrides(config, parse_set(["solver.max_iter=7", "seed=3"]))
     assert (config.solver.max_iter, config.seed) == (7, 3)
+    # YAML 1.1 reads 1e-6 (no dot) as a string; float fields take it as the number it means.
+    config = apply_overrides(config, parse_set(["solver.base_lr=1e-6", "model.rpn.aspect_ratios=[5e-1, 1, 2E0]"]))
+    assert config.solver.base_lr == 1e-6
+    assert config.model.rpn.aspect_ratios == (0.5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="takes a number, got '1e-6x'"):
+        apply_overrides(base, parse_set(["solver.base_lr=1e-6x"]))
     with pytest.raises(ValueError, match=r"unknown config key 'solver\.base_lrr'.*base_lr"):
         apply_overrides(base, parse_set(["solver.base_lrr=1"]))
     with pytest.raises(ValueError, match="takes an integer"):
