@@ -452,3 +452,44 @@ def test_a_pth_of_detectron2_training_loads_like_the_zoo_pickle(tmp_path: Path) 
     ours, theirs = from_pth.model.state_dict(), from_pkl.model.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@needs_fixtures
+def test_fine_tuning_starts_from_detectron2_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`train --init model.pkl` takes the checkpoint's own config (config.yaml beside it) and weights: after two
+    iterations the frozen stem still holds detectron2's values and the trained heads have moved."""
+    from safetensors.torch import load_file
+
+    from densehuman.synth.engine import SynthJob, run_synth
+    from densehuman.synth.generator import SynthConfig
+
+    data = tmp_path / "ds"
+    synth = SynthConfig(size=(128, 128), max_people=2)
+    run_synth(SynthJob(data, images=2, seed=5, val_fraction=0.0, config=synth, workers=1, preview_count=0), False)
+    name = "densepose_rcnn_R_50_FPN_s1x"
+    settings = [
+        "input.min_size_train=[128]",
+        "input.max_size_train=128",
+        "solver.ims_per_batch=2",
+        "solver.max_iter=2",
+        "solver.warmup_iters=1",
+        "solver.base_lr=1e-6",  # the fixture's random weights give huge activations
+        "solver.checkpoint_period=0",
+        "data.num_workers=0",
+    ]
+    run = tmp_path / "run"
+    args = ["train", "--init", str(FIXTURES / name / "model.pkl"), "--data", str(data), "--out", str(run)]
+    assert cli([*args, "--quiet", "--set", *settings]) == 0
+    capsys.readouterr()
+    assert "detectron2 weights" in (run / "init.json").read_text()
+    weights = load_file(str(run / "model_0000002.safetensors"))
+    state = fixture_state(name)
+    np.testing.assert_array_equal(
+        weights["backbone.stem.conv1.weight"].numpy(), state["backbone.bottom_up.stem.conv1.weight"]
+    )
+    moved = weights["extra_heads.0.head.body_conv_fcn1.weight"].numpy()
+    assert not np.array_equal(moved, state["roi_heads.densepose_head.body_conv_fcn1.weight"])
+    # A preset of another width: every mismatch named, no run started.
+    bad = ["train", "--preset", name, "--init", str(FIXTURES / name / "model.pkl"), "--data", str(data)]
+    assert cli([*bad, "--out", str(tmp_path / "bad"), "--quiet", "--set", *settings]) == 2
+    assert "shape mismatch: backbone.bottom_up.stem.conv1.weight" in capsys.readouterr().err

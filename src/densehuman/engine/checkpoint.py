@@ -141,3 +141,23 @@ def export_weights(source: Path, target: Path, half: bool = True, note: str = ""
     meta = {**meta, "exported_from": source.name, "note": note}
     atomic.write_bytes(target, save(weights, metadata=meta))
     return target
+
+
+def load_initial_weights(path: Path, model: torch.nn.Module) -> str:
+    """Start a training run from ``path``: a densehuman ``.safetensors`` checkpoint or a detectron2 ``.pkl`` /
+    ``.pth`` (every tensor mapped, or an error listing the mismatches). Only the weights are taken, not the
+    optimizer state or the iteration. Returns a line for the log."""
+    from densehuman.engine.detectron2 import is_detectron2_checkpoint, read_detectron2_weights
+    from densehuman.engine.detectron2.weights import load_detectron2_weights
+    from densehuman.models.detector import Detector
+
+    if is_detectron2_checkpoint(path):
+        if not isinstance(model, Detector):
+            raise ValueError(f"{path}: detectron2 weights load into a DensePose R-CNN Detector only")
+        report = load_detectron2_weights(model, read_detectron2_weights(path).tensors, str(path))
+        return f"initialized from detectron2 weights {path} ({report.mapped} tensors)"
+    try:
+        load_weights(path, model)
+    except RuntimeError as err:  # load_state_dict: shapes differ
+        raise ValueError(f"{path}: weights do not fit the model ({err})") from err
+    return f"initialized from {path}"

@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from densehuman import atomic
 from densehuman.config import Config, from_dict, to_dict
-from densehuman.engine.checkpoint import last_checkpoint, load_training_state, load_weights, save_checkpoint
+from densehuman.engine.checkpoint import (
+    last_checkpoint,
+    load_initial_weights,
+    load_training_state,
+    load_weights,
+    save_checkpoint,
+)
 from densehuman.engine.distributed import DistInfo, barrier, init_distributed, reduce_mean
 from densehuman.engine.schedule import build_optimizer, build_scheduler
 
@@ -222,9 +228,18 @@ def _fmt(losses: dict[str, torch.Tensor]) -> str:
 
 
 def run_training(
-    config: Config, data_root: Path, run_dir: Path, resume: bool = False, progress: bool = True
+    config: Config,
+    data_root: Path,
+    run_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Everything ``densehuman train`` does: set up (DDP from torchrun's environment), build, train, evaluate."""
+    """Everything ``densehuman train`` does: set up (DDP from torchrun's environment), build, train, evaluate.
+
+    ``init``: weights to start from (``load_initial_weights``: a densehuman or detectron2 checkpoint); ignored when
+    resuming a run that has checkpoints already.
+    """
     from densehuman.engine.evaluation import build_evaluator
     from densehuman.engine.inputs import build_training_loader
     from densehuman.models.build import build_model
@@ -237,6 +252,10 @@ def run_training(
         config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     seed_everything(config.seed + info.rank)
     model = build_model(config.model)
+    if init is not None and not (resume and last_checkpoint(run_dir) is not None):
+        line = load_initial_weights(init, model)
+        if info.is_main:
+            atomic.write_json(run_dir / "init.json", {"weights": str(init), "note": line}, indent=1)
     evaluator = build_evaluator(config, data_root) if info.is_main else None
     trainer = Trainer(config, model, run_dir, info, evaluate=evaluator, progress=progress)
     start = trainer.resume() if resume else 0
