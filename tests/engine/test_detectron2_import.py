@@ -4,6 +4,7 @@ fixtures, from the network input and from the original image (skipped where the 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -380,6 +381,15 @@ def test_convert_cli_round_trip_refusals_and_predict_with_detectron2_files(
     with pytest.warns(UserWarning, match="inferred from the weights"):
         assert cli(["convert", "detectron2", str(renamed), "--out", str(out)]) == 0
     assert "319 tensors mapped" in capsys.readouterr().out
+    summary_out = tmp_path / "with_config.safetensors"
+    config_args = ["--config", str(FIXTURES / name / "config.yaml"), "--json"]
+    assert cli(["convert", "detectron2", str(renamed), *config_args, "--out", str(summary_out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["tensors"], summary["config"], summary["model"]) == (
+        319,
+        str(FIXTURES / name / "config.yaml"),
+        name,
+    )
     assert cli(["convert", "detectron2", str(renamed), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
     # The zoo name alone describes the full-width model: every mismatch is named, nothing is written.

@@ -130,12 +130,21 @@ def infer_config(weights: Detectron2Weights) -> tuple[Config, str]:
     return replace(base, model=model), base.name
 
 
+def _config_name(path: Path) -> str:
+    """A config's name: the file's stem (``densepose_rcnn_R_50_FPN_s1x.yaml``), or its folder's name for the
+    ``config.yaml`` detectron2 writes into each training output folder."""
+    if path.stem != "config":
+        return path.stem
+    return path.resolve().parent.name or "detectron2"
+
+
 def resolve_config(weights: Detectron2Weights, config: str | Path | None) -> tuple[Config, str]:
     """The config for a detectron2 checkpoint, and a phrase saying where it came from (see the module doc)."""
     if config is not None:
         path = Path(config)
         if path.is_file():
-            return config_from_detectron2(load_detectron2_yaml(path), name=path.stem, source=str(path)), f"{path}"
+            cfg = config_from_detectron2(load_detectron2_yaml(path), name=_config_name(path), source=str(path))
+            return cfg, f"{path}"
         name = canonical_name(str(config))
         if name is not None:
             return zoo_config(name), f"model-zoo config {name}"
@@ -144,7 +153,7 @@ def resolve_config(weights: Detectron2Weights, config: str | Path | None) -> tup
     if beside.is_file():
         data = load_detectron2_yaml(beside)
         if isinstance(data.get("MODEL"), dict):  # a detectron2 dump, not some other tool's config.yaml
-            return config_from_detectron2(data, name=weights.path.stem, source=str(beside)), f"{beside}"
+            return config_from_detectron2(data, name=_config_name(beside), source=str(beside)), f"{beside}"
     name = name_from_file(weights.path)
     if name is not None:
         return zoo_config(name), f"model-zoo config {name} (from the file name)"
