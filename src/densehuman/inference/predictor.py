@@ -230,8 +230,6 @@ def _import_detectron2(
 ) -> ImportedModel | None:
     """The detectron2 checkpoint among ``model`` / ``checkpoint`` loaded with its config (None if there is none)."""
     from densehuman.engine.detectron2 import is_detectron2_checkpoint, load_detectron2_model
-    from densehuman.engine.detectron2.weights import load_detectron2_weights
-    from densehuman.models.build import build_model
     from densehuman.models.zoo import PRESETS, preset
 
     if is_detectron2_checkpoint(model):
@@ -243,12 +241,7 @@ def _import_detectron2(
     if isinstance(model, str) and model in PRESETS:  # a densehuman preset with detectron2 weights
         if config is not None:
             raise ValueError(f"give either the preset {model} or config={config}, not both")
-        from densehuman.engine.detectron2.reader import read_detectron2_weights
-
-        cfg = preset(model)
-        net = build_model(cfg.model)
-        report = load_detectron2_weights(net, read_detectron2_weights(checkpoint).tensors, str(checkpoint))
-        return ImportedModel(cfg, net.eval(), report, f"preset {model}", 0)
+        return load_detectron2_model(checkpoint, preset(model))
     if config is not None:
         raise ValueError(f"give the detectron2 config once: as model ({model}) or as config= ({config})")
     return load_detectron2_model(checkpoint, model)

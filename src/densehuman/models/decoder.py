@@ -70,9 +70,13 @@ class Decoder(nn.Module):
             x = x + y if torch.is_grad_enabled() else x.add_(y)
         return self.predictor(x)
 
+    def _upsampling(self, name: str) -> int:
+        """How much level ``name``'s chain enlarges its input (2 per bilinear upsampling)."""
+        return 2 ** sum(isinstance(op, nn.Upsample) for op in getattr(self, name))
+
     def output_size(self, features: Sequence[torch.Tensor]) -> tuple[int, int]:
         """(H, W) of ``forward``'s output: the first level's size times its upsampling."""
-        scale = 2 ** sum(isinstance(op, nn.Upsample) for op in getattr(self, self.in_features[0]))
+        scale = self._upsampling(self.in_features[0])
         return features[0].shape[-2] * scale, features[0].shape[-1] * scale
 
     def supports_regions(self) -> bool:
@@ -103,7 +107,7 @@ class Decoder(nn.Module):
         x: torch.Tensor | None = None
         for name, feature in zip(self.in_features, features, strict=True):
             ops = list(getattr(self, name))
-            scale = 2 ** sum(isinstance(op, nn.Upsample) for op in ops)
+            scale = self._upsampling(name)
             height, width = feature.shape[-2] * scale, feature.shape[-1] * scale
             (r0, r1), (c0, c1) = rows, cols
             for op in reversed(ops):

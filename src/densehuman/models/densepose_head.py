@@ -4,7 +4,7 @@ is in ``densehuman.models.decoder``).
 Layer and parameter names follow detectron2's ``projects/DensePose`` (``roi_heads/v1convx.py``,
 ``roi_heads/deeplab.py``, ``predictors/chart*.py``), so a detectron2 checkpoint maps onto these modules by replacing
 the prefixes ``roi_heads.densepose_head.`` and ``roi_heads.densepose_predictor.``. Initialization follows
-detectron2 too: kaiming-normal (``fan_out``, ReLU) weights and zero biases (``c2msra_fill`` /
+detectron2 too: kaiming-normal (``fan_out``, ReLU) weights and zero biases (``c2_msra_fill`` /
 ``initialize_module_params``), PyTorch defaults in the ASPP block.
 """
 
@@ -24,7 +24,7 @@ UVConfidence = Literal["iid_iso", "indep_aniso"]
 
 
 def msra_fill(module: nn.Conv2d | nn.ConvTranspose2d) -> None:
-    """detectron2's ``c2msra_fill``: kaiming-normal weight (fan_out, ReLU gain), zero bias."""
+    """detectron2's ``c2_msra_fill``: kaiming-normal weight (fan_out, ReLU gain), zero bias."""
     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     if module.bias is not None:
         nn.init.zeros_(module.bias)

@@ -138,8 +138,10 @@ def _config_name(path: Path) -> str:
     return path.resolve().parent.name or "detectron2"
 
 
-def resolve_config(weights: Detectron2Weights, config: str | Path | None) -> tuple[Config, str]:
+def resolve_config(weights: Detectron2Weights, config: str | Path | Config | None) -> tuple[Config, str]:
     """The config for a detectron2 checkpoint, and a phrase saying where it came from (see the module doc)."""
+    if isinstance(config, Config):
+        return config, f"config {config.name}"
     if config is not None:
         path = Path(config)
         if path.is_file():
@@ -161,13 +163,13 @@ def resolve_config(weights: Detectron2Weights, config: str | Path | None) -> tup
     return config_, f"inferred from the weights: {name} with the checkpoint's widths"
 
 
-def load_detectron2_model(checkpoint: str | Path, config: str | Path | None = None) -> ImportedModel:
+def load_detectron2_model(checkpoint: str | Path, config: str | Path | Config | None = None) -> ImportedModel:
     """Read a detectron2 DensePose checkpoint (``.pkl`` / ``.pth``) into a densehuman :class:`Detector` in eval mode.
 
-    ``config``: a detectron2 config YAML (``_BASE_`` resolved) or a model-zoo name such as
-    ``densepose_rcnn_R_50_FPN_s1x``; by default it is found as the module doc says. Raises
-    :class:`UnsupportedModelError` for models densehuman does not run and ``WeightMismatchError`` (listing every
-    tensor by name and shape) when the checkpoint does not fit the config.
+    ``config``: a detectron2 config YAML (``_BASE_`` resolved), a model-zoo name such as
+    ``densepose_rcnn_R_50_FPN_s1x``, or a densehuman ``Config`` (e.g. a preset); by default it is found as the
+    module doc says. Raises :class:`UnsupportedModelError` for models densehuman does not run and
+    ``WeightMismatchError`` (listing every tensor by name and shape) when the checkpoint does not fit the config.
     """
     weights = read_detectron2_weights(checkpoint)
     _unsupported_by_tensors(weights)
