@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import cv2
 import numpy as np
 import scipy.io
 import torch
+from PIL import Image
 
 from densehuman.body.charts import MASK_LABEL_SYMMETRIES, NUM_CHARTS, POINT_LABEL_SYMMETRIES
 from densehuman.data.densepose_coco import DP_GRID, DensePoseSample
@@ -52,6 +52,25 @@ def apply_transforms(
 
 
 # -------------------------------------------------------------------------------------------------- resize
+def shortest_edge_size(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
+    """detectron2's ``ResizeShortestEdge.get_output_shape``: (new_h, new_w) with the shorter side ``short`` and the
+    longer at most ``max_size``, each rounded half up."""
+    scale = short / min(height, width)
+    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
+    if max(new_h, new_w) > max_size:
+        scale = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A uint8 (H, W, 3) image resized as detectron2's ``ResizeTransform`` does it, in training and at test time:
+    PIL's bilinear filter (which widens its support when shrinking, unlike OpenCV's)."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"resize_bilinear takes uint8 images, got {image.dtype}")
+    return np.array(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BILINEAR))
+
+
 class ResizeShortestEdge:
     """Scale the image so its shorter side is a drawn length, unless the longer side would exceed ``max_size``
     (then the longer side is ``max_size``); boxes scale with it (detectron2's ``ResizeShortestEdge``).
@@ -86,12 +105,7 @@ class ResizeShortestEdge:
 
     def output_size(self, height: int, width: int, short_edge: int) -> tuple[int, int]:
         """(H, W) after resizing an image of ``height`` x ``width`` to ``short_edge``."""
-        scale = short_edge / min(height, width)
-        new_h, new_w = height * scale, width * scale
-        if max(new_h, new_w) > self.max_size:
-            shrink = self.max_size / max(new_h, new_w)
-            new_h, new_w = new_h * shrink, new_w * shrink
-        return int(new_h + 0.5), int(new_w + 0.5)
+        return shortest_edge_size(height, width, short_edge, self.max_size)
 
     def __call__(self, sample: DensePoseSample, rng: np.random.Generator) -> DensePoseSample:
         if self.sample == "choice":
@@ -102,7 +116,7 @@ class ResizeShortestEdge:
         new_h, new_w = self.output_size(h, w, short)
         if (new_h, new_w) == (h, w):
             return sample
-        image = cv2.resize(sample.image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        image = resize_bilinear(sample.image, new_h, new_w)
         scale = torch.tensor([new_w / w, new_h / h, new_w / w, new_h / h], dtype=torch.float32)
         t = sample.targets
         targets = Targets(

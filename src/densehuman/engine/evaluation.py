@@ -9,33 +9,19 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from densehuman.config import Config
+from densehuman.data.transforms import resize_bilinear, shortest_edge_size
 from densehuman.evaluation.densepose import DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
 from densehuman.evaluation.predictions import Detection
 from densehuman.models.instances import Prediction
 
 
-def test_size(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
-    """detectron2's ``ResizeShortestEdge.get_output_shape``: (new_h, new_w) with the shorter side ``short`` and the
-    longer at most ``max_size``, each rounded half up."""
-    scale = short / min(height, width)
-    new_h, new_w = (short, scale * width) if height < width else (scale * height, short)
-    if max(new_h, new_w) > max_size:
-        scale = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * scale, new_w * scale
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
 def resize_for_test(image: np.ndarray, short: int, max_size: int) -> np.ndarray:
-    """detectron2's test-time ``ResizeShortestEdge`` of a uint8 (H, W, 3) image: PIL's bilinear resize (which
-    filters when shrinking) to :func:`test_size`, as detectron2's ``ResizeTransform`` does for uint8 images."""
+    """detectron2's test-time ``ResizeShortestEdge`` of a uint8 (H, W, 3) image (the training resize too)."""
     h, w = image.shape[:2]
-    new_h, new_w = test_size(h, w, short, max_size)
-    if (new_h, new_w) == (h, w):
-        return image
-    return np.array(Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.Resampling.BILINEAR))
+    new_h, new_w = shortest_edge_size(h, w, short, max_size)
+    return image if (new_h, new_w) == (h, w) else resize_bilinear(image, new_h, new_w)
 
 
 def boxes_to_original(

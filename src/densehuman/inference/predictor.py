@@ -23,9 +23,10 @@ import yaml
 from PIL import Image
 
 from densehuman.config import Config, from_dict
+from densehuman.data.transforms import shortest_edge_size
 from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_metadata
 from densehuman.engine.detectron2.convert import ImportedModel
-from densehuman.engine.evaluation import boxes_to_original, resize_for_test, test_size
+from densehuman.engine.evaluation import boxes_to_original, resize_for_test
 from densehuman.evaluation.predictions import Detection
 from densehuman.models.densepose_branch import to_chart_result
 from densehuman.models.detector import Detector
@@ -204,7 +205,7 @@ def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
 
 def _check_resizable(h: int, w: int, short: int, max_size: int) -> None:
     """Reject images whose test-time resize (``resize_for_test``) would have an empty side."""
-    if min(test_size(h, w, short, max_size)) < 1:
+    if min(shortest_edge_size(h, w, short, max_size)) < 1:
         raise ValueError(f"image of size {h}x{w}: aspect ratio too extreme for input size ({short}, {max_size})")
 
 
