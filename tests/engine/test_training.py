@@ -23,6 +23,8 @@ from densehuman.models.zoo import preset
 from densehuman.synth.engine import SynthJob, run_synth
 from densehuman.synth.generator import SynthConfig
 
+pytestmark = pytest.mark.numerics
+
 CPU = DistInfo(0, 1, 0, torch.device("cpu"))
 
 

@@ -7,7 +7,6 @@ import math
 import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -28,8 +27,8 @@ from densehuman.models.densepose_loss import (
 )
 from densehuman.models.instances import DensePoseOutput, DensePoseTarget, Targets
 from densehuman.models.poolers import RoIPooler
+from detectron2_fixtures import FIXTURES, NAMES
 
-FIXTURES = Path("/work/shared/fixtures/detectron2")
 LEVELS = ("p2", "p3", "p4", "p5")
 STRIDES = (4, 8, 16, 32)
 M = TypeVar("M", bound=nn.Module)
@@ -193,7 +192,7 @@ def test_confidence_predictor_outputs(uv_confidence: UVConfidence | None) -> Non
         ("densepose_rcnn_R_50_FPN_WC1M_s1x", "v1", 2, "iid_iso", True, True),
     ],
 )
-def test_layer_names_and_chart_result_match_detectron2_fixtures(
+def test_layer_names_match_detectron2_fixtures(
     folder: str, head: str, coarse: int, uv_conf: UVConfidence | None, segm_conf: bool, decoder: bool
 ) -> None:
     if not (FIXTURES / folder).is_dir():
@@ -212,12 +211,51 @@ def test_layer_names_and_chart_result_match_detectron2_fixtures(
     ours = {prefix + k: tuple(v.shape) for prefix, m in modules.items() for k, v in m.state_dict().items()}
     assert ours == expected
 
-    ref = np.load(FIXTURES / folder / "reference.npz")
-    fields = {k.split("/")[1] for k in ref.files if k.startswith("head/")}
+
+def check_chart_conversion(folder: str) -> None:
+    """detectron2's raw outputs of detection 0 through our ``to_chart_result`` give its chart: the only arithmetic
+    is the bilinear resize to box size, so labels agree except at score ties and U, V to the resampling tolerance."""
+    from densehuman.numerics import ReductionProfile
+    from detectron2_fixtures import check_charts, convert, reference
+
+    ref = reference(folder)
+    fields = {k.split("/")[1] for k in ref if k.startswith("head/")}
     output = DensePoseOutput(**{f: torch.from_numpy(ref[f"head/{f}/instance0"])[None] for f in fields})
-    result = to_chart_result(output, torch.from_numpy(ref["boxes_xyxy"][0]))
-    np.testing.assert_array_equal(result.labels, ref["chart/0/labels"])
-    np.testing.assert_allclose(result.uv, ref["chart/0/uv"], atol=1e-6)
+    converted = convert(output, torch.from_numpy(ref["boxes_xyxy"][0]))
+    check_charts(ref, [converted], np.array([0]), folder, computation=ReductionProfile(1, 1))
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("folder", [f for f in NAMES])
+def test_chart_result_of_detectron2_outputs_matches_detectron2(folder: str) -> None:
+    if not (FIXTURES / folder).is_dir():
+        pytest.skip("detectron2 fixtures not available")
+    check_chart_conversion(folder)
+
+
+@pytest.mark.parametrize("mistake", ["align_corners=True", "U and V swapped"])
+def test_chart_conversion_check_catches_small_mistakes(mistake: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not FIXTURES.is_dir():
+        pytest.skip("detectron2 fixtures not available")
+    import densehuman.models.densepose_branch as branch_module
+
+    if mistake == "align_corners=True":  # the resize's grid half a pixel off
+        interpolate = F.interpolate
+
+        def corners(x: torch.Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> torch.Tensor:
+            return interpolate(x, size, mode=mode, align_corners=True)
+
+        monkeypatch.setattr(branch_module.F, "interpolate", corners)
+    else:
+        real = branch_module.chart_scores_at_box
+
+        def swapped(output: DensePoseOutput, box: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            coarse, fine, u, v = real(output, box)
+            return coarse, fine, v, u
+
+        monkeypatch.setattr(branch_module, "chart_scores_at_box", swapped)
+    with pytest.raises(AssertionError):
+        check_chart_conversion(NAMES[0])
 
 
 # --- point mapping and sampling -----------------------------------------------------------------------------------

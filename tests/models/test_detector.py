@@ -31,6 +31,8 @@ from densehuman.models.necks import FPN
 from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN, find_top_rpn_proposals
 
+pytestmark = pytest.mark.numerics
+
 TINY = {"stem_out_channels": 8, "res2_out_channels": 16, "width_per_group": 4}
 
 
@@ -413,10 +415,11 @@ def test_overfit_two_images_losses_fall() -> None:
     images = [synthetic_image(boxes[0]), synthetic_image(boxes[1])]
     targets = [one_box_targets(b) for b in boxes]
     params = [p for p in det.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.02, momentum=0.9)
+    # lr 0.02 makes the trajectory chaotic: other CPUs' rounding then end it anywhere (once with no detection).
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
     history = []
-    for _ in range(60):
+    for _ in range(80):
         losses = det(images, targets, generator=generator)
         total = sum(losses.values())
         assert isinstance(total, Tensor)
@@ -424,11 +427,12 @@ def test_overfit_two_images_losses_fall() -> None:
         total.backward()
         optimizer.step()
         history.append({k: float(v.detach()) for k, v in losses.items()})
+    # Ratios seen on four instruction-set settings: rpn_cls 0.09, rpn_loc 0.54-0.62, cls 0.22-0.34.
     first = {k: np.mean([h[k] for h in history[:3]]) for k in history[0]}
-    last = {k: np.mean([h[k] for h in history[-3:]]) for k in history[0]}
+    last = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
     assert last["loss_rpn_cls"] < 0.3 * first["loss_rpn_cls"]
-    assert last["loss_rpn_loc"] < first["loss_rpn_loc"]
-    assert last["loss_cls"] < 0.4 * first["loss_cls"]
+    assert last["loss_rpn_loc"] < 0.9 * first["loss_rpn_loc"]
+    assert last["loss_cls"] < 0.6 * first["loss_cls"]
     # loss_box_reg starts near 0 (the appended GT boxes are the only foreground) and rises as the RPN finds more
     # foreground: it is not monotone. The detections show that the regression learned.
     det.eval()

@@ -175,12 +175,14 @@ class DensePoseBranch(nn.Module):
         return (iou > self.fg_iou_threshold) & has_dp[idx]
 
 
-def to_chart_result(output: DensePoseOutput, box_xyxy: torch.Tensor) -> ChartResult:
-    """One box's outputs -> its chart result at box size, as detectron2's ``ToChartResultConverter``.
+def chart_scores_at_box(
+    output: DensePoseOutput, box_xyxy: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One box's S, I, U, V outputs resized to its chart grid, as detectron2's ``ToChartResultConverter`` does.
 
-    The box becomes ``(x0, y0, x1 - x0, y1 - y0)`` (in the box's dtype) truncated to integers; S, I, U, V are
-    resized bilinearly (align_corners=False) to ``(max(h, 1), max(w, 1))``; ``labels = argmax(I) * (argmax(S) > 0)``
-    and ``uv`` takes U, V from the channel of each pixel's label (0 on background).
+    The box becomes ``(x0, y0, x1 - x0, y1 - y0)`` (in the box's dtype) truncated to integers; each output is
+    resized bilinearly (align_corners=False) to ``(max(h, 1), max(w, 1))``. Returns (C_S, h, w), (25, h, w),
+    (25, h, w), (25, h, w).
     """
     if len(output) != 1:
         raise ValueError(f"to_chart_result converts one box, got {len(output)} outputs")
@@ -192,11 +194,21 @@ def to_chart_result(output: DensePoseOutput, box_xyxy: torch.Tensor) -> ChartRes
         return F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0]
 
     with torch.no_grad():
-        coarse = resize(output.coarse_segm).argmax(dim=0)
-        labels = resize(output.fine_segm).argmax(dim=0) * (coarse > 0).long()
+        return resize(output.coarse_segm), resize(output.fine_segm), resize(output.u), resize(output.v)
+
+
+def to_chart_result(output: DensePoseOutput, box_xyxy: torch.Tensor) -> ChartResult:
+    """One box's outputs -> its chart result at box size (``chart_scores_at_box``), as detectron2's
+    ``ToChartResultConverter``: ``labels = argmax(I) * (argmax(S) > 0)`` and ``uv`` takes U, V from the channel of
+    each pixel's label (0 on background).
+    """
+    coarse_scores, fine_scores, u_all, v_all = chart_scores_at_box(output, box_xyxy)
+    with torch.no_grad():
+        coarse = coarse_scores.argmax(dim=0)
+        labels = fine_scores.argmax(dim=0) * (coarse > 0).long()
         index = labels[None]
-        u = resize(output.u).gather(0, index)[0]
-        v = resize(output.v).gather(0, index)[0]
+        u = u_all.gather(0, index)[0]
+        v = v_all.gather(0, index)[0]
         fg = labels > 0
         uv = torch.stack([torch.where(fg, u, 0.0), torch.where(fg, v, 0.0)]).to(torch.float32)
     return ChartResult(labels.cpu().numpy(), uv.cpu().numpy())
