@@ -86,3 +86,56 @@ def test_predict_a_video_keeps_its_frames(tmp_path: Path) -> None:
         assert ok
         assert frame.shape == (80, 96, 3)
         capture.release()
+
+
+def test_predict_defaults_to_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from densehuman.demo import bundled_model
+
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.random.default_rng(3).integers(0, 255, size=(96, 128, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["predict", str(image), "--out", str(out), "--quiet", "--vis", "segm", "--save", "results"]) == 0
+    model = bundled_model()
+    assert model is not None
+    assert f"using the bundled model {model.name}" in capsys.readouterr().out
+    assert (out / "photo_segm.png").is_file()
+    assert (out / "results.json").is_file()
+
+
+def test_predict_fails_and_leaves_nothing_when_nothing_can_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "broken.jpg"), str(tmp_path / "empty.png"), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "none of the 2 inputs could be read" in captured.err
+    assert "broken.jpg" in captured.out
+    assert not out.exists()
+    # An unreadable model: the run stops before writing anything, so no output folder either.
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    assert main(["predict", str(image), "--model", str(tmp_path / "model.safetensors"), "--out", str(out)]) == 2
+    assert "model.safetensors" in capsys.readouterr().err
+    assert not out.exists()
+    # An empty folder is an error, not "0 images".
+    (tmp_path / "nothing").mkdir()
+    assert main(["predict", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert "no images or videos" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_predict_checks_every_output_before_writing_any(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(4)
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), rng.integers(0, 255, size=(64, 80, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b_segm.png").write_bytes(b"the user's file")  # collides with the second image's output
+    args = ["predict", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out), "--vis", "segm"]
+    assert main([*args, "--quiet"]) == 2
+    assert "b_segm.png already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["b_segm.png"]  # nothing written for a.png either
+    assert (out / "b_segm.png").read_bytes() == b"the user's file"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) or glob patterns")
     p.add_argument(
         "--model",
-        required=True,
-        help="a run folder, a densehuman checkpoint, a preset name, or a detectron2 DensePose checkpoint (.pkl/.pth)",
+        help="a run folder, a densehuman checkpoint, a preset name, or a detectron2 DensePose checkpoint (.pkl/.pth); "
+        "default: the bundled model (trained on synthetic people only)",
     )
     p.add_argument("--checkpoint", help="weights for a preset given as --model")
     p.add_argument(
@@ -67,39 +68,25 @@ def collect_inputs(items: list[str]) -> list[Path]:
     return unique
 
 
-def run(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class _Planned:
+    """One input and every file it will write."""
 
-    from densehuman import atomic
-    from densehuman.data.dense_png import encode_iuv
-    from densehuman.evaluation.predictions import Detection, save_results
-    from densehuman.inference.predictor import Predictor
+    path: Path
+    stem: str
+    video: bool
+    targets: tuple[Path, ...]
 
-    vis = [v for v in args.vis.split(",") if v and v != "none"]
-    unknown = [v for v in vis if v not in VIS_KINDS]
-    if unknown:
-        raise ValueError(f"--vis: unknown {unknown}; choose from {', '.join(VIS_KINDS)}")
-    save = [s for s in args.save.split(",") if s and s != "none"]
-    if bad := [s for s in save if s not in SAVE_KINDS]:
-        raise ValueError(f"--save: unknown {bad}; choose from {', '.join(SAVE_KINDS)}")
-    atlas = None
-    if "texture" in vis and args.texture:
-        raw = cv2.imread(args.texture, cv2.IMREAD_COLOR)
-        if raw is None:
-            raise ValueError(f"--texture {args.texture}: missing or unreadable image")
-        atlas = np.ascontiguousarray(raw[..., ::-1])
-    inputs = collect_inputs(args.inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(args.model, args.checkpoint, config=args.config, device=args.device, min_score=args.min_score)
-    detections: list[Detection] = []
-    images_json: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    people = 0
-    for image_id, path in enumerate(tqdm(inputs, desc="predict", unit="img", disable=args.quiet), start=1):
-        stem = path.stem if len(inputs) == len({p.stem for p in inputs}) else f"{image_id:06d}_{path.stem}"
+
+def plan_outputs(inputs: list[Path], out: Path, vis: list[str], save: list[str]) -> list[_Planned]:
+    """The files each input writes (names from the input's stem; numbered when two inputs share a stem)."""
+    unique_stems = len(inputs) == len({p.stem for p in inputs})
+    planned = []
+    for image_id, path in enumerate(inputs, start=1):
+        stem = path.stem if unique_stems else f"{image_id:06d}_{path.stem}"
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            planned.append(_Planned(path, stem, True, tuple(out / f"{stem}_{v}.mp4" for v in vis)))
+            continue
         targets = [out / f"{stem}_{v}.png" for v in vis]
         if "iuv" in save:
             targets += [out / f"{stem}_IUV.png", out / f"{stem}_INDS.png"]
@@ -107,16 +94,84 @@ def run(args: argparse.Namespace) -> int:
             targets.append(out / f"{stem}.npz")
         if "texture" in save:
             targets.append(out / f"{stem}_atlas.png")
-        if not args.overwrite and (existing := [t for t in targets if t.exists()]):
-            raise ValueError(f"{existing[0]} already exists (pass --overwrite to replace outputs)")
-        if path.suffix.lower() in VIDEO_SUFFIXES:
+        planned.append(_Planned(path, stem, False, tuple(targets)))
+    return planned
+
+
+def _model_or_bundled(model: str | None) -> str:
+    if model:
+        return model
+    from densehuman.demo import bundled_model
+
+    bundled = bundled_model()
+    if bundled is None:
+        raise ValueError("no --model given and this install has no bundled model: pass --model RUN|CHECKPOINT|PRESET")
+    print(f"using the bundled model {bundled.name} (trained on synthetic people only; --model for another)")
+    return str(bundled)
+
+
+def run(args: argparse.Namespace) -> int:
+    vis = [v for v in args.vis.split(",") if v and v != "none"]
+    unknown = [v for v in vis if v not in VIS_KINDS]
+    if unknown:
+        raise ValueError(f"--vis: unknown {unknown}; choose from {', '.join(VIS_KINDS)}")
+    save = [s for s in args.save.split(",") if s and s != "none"]
+    if bad := [s for s in save if s not in SAVE_KINDS]:
+        raise ValueError(f"--save: unknown {bad}; choose from {', '.join(SAVE_KINDS)}")
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        raise ValueError(f"no images or videos in {', '.join(args.inputs)}")
+    out = Path(args.out)
+    planned = plan_outputs(inputs, out, vis, save)
+    # Every output is checked before anything is written (or the model is even loaded).
+    finals = [out / "results.json", out / "images.json"] if "results" in save else []
+    if not args.overwrite:
+        existing = [t for job in planned for t in job.targets if t.exists()] + [t for t in finals if t.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise ValueError(f"{existing[0]} already exists{more}; pass --overwrite to replace outputs")
+    import cv2
+    import numpy as np
+
+    atlas = None
+    if "texture" in vis and args.texture:
+        raw = cv2.imread(args.texture, cv2.IMREAD_COLOR)
+        if raw is None:
+            raise ValueError(f"--texture {args.texture}: missing or unreadable image")
+        atlas = np.ascontiguousarray(raw[..., ::-1])
+    from densehuman.inference.predictor import Predictor
+
+    model = _model_or_bundled(args.model)
+    predictor = Predictor(model, args.checkpoint, config=args.config, device=args.device, min_score=args.min_score)
+    return _predict_all(predictor, planned, out, vis, save, atlas, args)
+
+
+def _predict_all(
+    predictor: Any, planned: list[_Planned], out: Path, vis: list[str], save: list[str], atlas: Any, args: Any
+) -> int:
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from densehuman import atomic
+    from densehuman.data.dense_png import encode_iuv
+    from densehuman.evaluation.predictions import Detection, save_results
+
+    detections: list[Detection] = []
+    images_json: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    people = videos = 0
+    for image_id, job in enumerate(tqdm(planned, desc="predict", unit="img", disable=args.quiet), start=1):
+        path = job.path
+        if job.video:
             try:
-                frames, found = predict_video(path, out / stem, predictor, vis, atlas, args.overwrite)
+                frames, found = predict_video(path, out / job.stem, predictor, vis, atlas, args.overwrite)
             except ValueError as err:
                 skipped.append(str(err))
                 continue
             people += found
-            print(f"{path}: {frames} frames -> {out / stem}_<vis>.mp4")
+            videos += 1
+            print(f"{path}: {frames} frames -> {out / job.stem}_<vis>.mp4")
             continue
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -133,10 +188,10 @@ def run(args: argparse.Namespace) -> int:
                 from densehuman.visualization.densepose import side_by_side
 
                 picture = side_by_side(rgb, picture, gap=4)
-            atomic.write_image(out / f"{stem}_{name}.png", np.ascontiguousarray(picture[..., ::-1]))
+            atomic.write_image(out / f"{job.stem}_{name}.png", np.ascontiguousarray(picture[..., ::-1]))
         if "iuv" in save:
-            atomic.write_image(out / f"{stem}_IUV.png", encode_iuv(charts, u, v))
-            atomic.write_image(out / f"{stem}_INDS.png", inds)
+            atomic.write_image(out / f"{job.stem}_IUV.png", encode_iuv(charts, u, v))
+            atomic.write_image(out / f"{job.stem}_INDS.png", inds)
         if "npz" in save:
             import io
 
@@ -146,26 +201,26 @@ def run(args: argparse.Namespace) -> int:
                 arrays[f"person{k}_labels"] = person.chart.labels.astype(np.uint8)
                 arrays[f"person{k}_uv"] = person.chart.uv
             np.savez_compressed(buf, allow_pickle=False, **arrays)
-            atomic.write_bytes(out / f"{stem}.npz", buf.getvalue())
+            atomic.write_bytes(out / f"{job.stem}.npz", buf.getvalue())
         if "texture" in save:
             from densehuman.visualization.densepose import extract_texture
 
             # The visible surface of everybody in the image unwrapped into the 24-tile atlas (transparent where unseen).
             texture, filled = extract_texture(rgb, charts, u, v)
             rgba = np.dstack([texture[..., ::-1], (filled * 255).astype(np.uint8)])
-            atomic.write_image(out / f"{stem}_atlas.png", rgba)
+            atomic.write_image(out / f"{job.stem}_atlas.png", rgba)
         h, w = rgb.shape[:2]
         images_json.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
         detections += result.detections(image_id)
-    if "results" in save:
-        target = out / "results.json"
-        if target.exists() and not args.overwrite:
-            raise ValueError(f"{target} already exists (pass --overwrite to replace outputs)")
-        save_results(target, detections)
-        atomic.write_json(out / "images.json", images_json, indent=1)
     for message in skipped:
         print(f"skipped {message}")
-    print(f"{len(images_json)} images, {people} people -> {out}" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    if not images_json and not videos:
+        raise ValueError(f"none of the {len(planned)} inputs could be read; nothing was written")
+    if "results" in save and images_json:
+        save_results(out / "results.json", detections)
+        atomic.write_json(out / "images.json", images_json, indent=1)
+    counts = f"{len(images_json)} images" + (f", {videos} videos" if videos else "")
+    print(f"{counts}, {people} people -> {out}" + (f" ({len(skipped)} skipped)" if skipped else ""))
     return 0
 
 
@@ -213,17 +268,21 @@ def predict_video(
                 if name not in writers:
                     h, w = picture.shape[:2]
                     tmp = targets[name].with_name(f".{targets[name].stem}.tmp.mp4")
-                    writers[name] = (cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)), tmp)
+                    tmp.parent.mkdir(parents=True, exist_ok=True)  # made at the first frame: nothing before that
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+                    writers[name] = (writer, tmp)
+                    if not writer.isOpened():
+                        raise ValueError(f"{tmp}: OpenCV cannot write an mp4 video here")
                 writers[name][0].write(picture)
             frames += 1
+        if frames == 0:
+            raise ValueError(f"{path}: no frame could be read")
+        for name, (writer, tmp) in writers.items():
+            writer.release()
+            os.replace(tmp, targets[name])
     finally:
         capture.release()
-        for writer, _ in writers.values():
+        for writer, tmp in writers.values():  # after an error or an interruption: no half-written video is left
             writer.release()
-    if frames == 0:
-        for _, tmp in writers.values():
             tmp.unlink(missing_ok=True)
-        raise ValueError(f"{path}: no frame could be read")
-    for name, (_, tmp) in writers.items():
-        os.replace(tmp, targets[name])
     return frames, people
