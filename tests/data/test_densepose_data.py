@@ -412,22 +412,28 @@ def _first_dp(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: _first_dp(d).update(dp_I=[30.0] * len(_first_dp(d)["dp_I"])), "dp_I must be whole chart numbers"),
+        (
+            lambda d: _first_dp(d).update(dp_I=[30.0] * len(_first_dp(d)["dp_I"])),
+            r"dp_I: element 0 is 30, outside \[1, 24\]",
+        ),
         (lambda d: _first_dp(d)["dp_U"].pop(), "differ in length"),
-        (lambda d: _first_dp(d).update(dp_x=[300.0] * len(_first_dp(d)["dp_x"])), r"dp_x must lie in \[0, 256\]"),
-        (lambda d: _first_dp(d).update(dp_V="0.5"), "dp_V must be a list of numbers"),
-        (lambda d: _first_dp(d).pop("dp_y"), "but not dp_y"),
-        (lambda d: _first_dp(d)["dp_masks"].pop(), "dp_masks must be a list of 14"),
-        (lambda d: _first_dp(d).update(bbox=[1, 2, 3]), "bbox must be 4 numbers"),
-        (lambda d: _first_dp(d).update(category_id=2), "category_id 2 is not a category"),
-        (lambda d: _first_dp(d).update(image_id=999), "image_id 999 is not an image"),
+        (
+            lambda d: _first_dp(d).update(dp_x=[300.0] * len(_first_dp(d)["dp_x"])),
+            r"dp_x: element 0 is 300, outside \[-0.001, 256.001\]",
+        ),
+        (lambda d: _first_dp(d).update(dp_V="0.5"), "dp_V: expected a list of numbers"),
+        (lambda d: _first_dp(d).pop("dp_y"), "dp_y: missing"),
+        (lambda d: _first_dp(d)["dp_masks"].pop(), "dp_masks: expected a list of 14"),
+        (lambda d: _first_dp(d).update(bbox=[1, 2, 3]), r"bbox: expected 4 numbers \[x, y, w, h\]"),
+        (lambda d: _first_dp(d).update(category_id=2), "category_id: 2 is not a category"),
+        (lambda d: _first_dp(d).update(image_id=999), "image_id: 999 is not the id of an image"),
     ],
 )
 def test_bad_fields_name_the_file_and_annotation(copy_split: Path, edit: Any, message: str) -> None:
     data = json.loads((copy_split / "annotations" / "densepose_train.json").read_text())
     aid = _first_dp(data)["id"]
     path = _rewrite(copy_split, edit)
-    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: annotation {aid}: .*{message}"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: annotations\[\d+\] \(id {aid}\): .*{message}"):
         synthetic_split(copy_split, "train")
 
 

@@ -21,24 +21,21 @@ main process do not copy them page by page (the same trick as detectron2's ``Dat
 
 from __future__ import annotations
 
-import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
-from densehuman.body.charts import NUM_CHARTS, NUM_COARSE_PARTS
 from densehuman.models.instances import DensePoseTarget, Targets
-
-DP_GRID = 256  # DensePose points and masks live on a 256 x 256 grid over the GT box
-_DP_POINT_KEYS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
-_TOLERANCE = 1e-3  # slack on the [0, 256] and [0, 1] ranges (rounding in the files)
+from densehuman.validation import InputError, read_json
+from densehuman.validation.coco import DENSEPOSE_COCO, DP_GRID, validate_coco
+from densehuman.validation.coco import DP_POINT_KEYS as _DP_POINT_KEYS
+from densehuman.validation.images import read_image
 
 
 @dataclass(frozen=True)
@@ -128,6 +125,18 @@ class DensePoseCocoDataset(Dataset[DensePoseSample]):
         record: _ImageRecord = pickle.loads(self._blob[lo:hi].tobytes())
         return record
 
+    def check_image_files(self) -> None:
+        """Every image file the annotations name exists: an ``InputError`` naming the first missing one (and how
+        many are missing) otherwise."""
+        missing = [k for k in range(len(self)) if not self.image_path(k).is_file()]
+        if missing:
+            k = missing[0]
+            more = f" ({len(missing)} of {len(self)} images are missing)" if len(missing) > 1 else ""
+            item = f"image id {self.image_ids[k]}"
+            raise InputError(
+                self.annotations, f"{self.image_path(k)} does not exist{more}", item=item, field="file_name"
+            )
+
     def image_path(self, index: int) -> Path:
         return self.images / self._record(index).file_name
 
@@ -172,13 +181,12 @@ def synthetic_split(root: Path, split: str, **options: bool) -> DensePoseCocoDat
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; a missing or unreadable file is a ``ValueError`` naming it."""
-    if not path.is_file():
-        raise ValueError(f"{path}: image file missing")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: not a readable image (corrupt or not an image format)")
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    """Read an image file as (H, W, 3) uint8 RGB (``densehuman.validation.images.read_image``): a missing,
+    unreadable, truncated or absurdly large file is a ``ValueError`` naming it."""
+    try:
+        return read_image(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: image file missing") from None
 
 
 def decode_dp_masks(masks: tuple[Any, ...] | list[Any]) -> np.ndarray:
@@ -195,53 +203,33 @@ def decode_dp_masks(masks: tuple[Any, ...] | list[Any]) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- parsing
 def _load_json(path: Path) -> dict[str, Any]:
+    """The annotation file, checked whole (``densehuman.validation.coco``): any problem is an ``InputError``
+    naming the file, the item and the field."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no annotation file there")
-    try:
-        with path.open("rb") as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a COCO annotation object at the top level, got {type(data).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{path}: no {key!r} list (not a COCO annotation file)")
-    return data
+    data = read_json(path, "DensePose-COCO annotation file")
+    validate_coco(data, path, DENSEPOSE_COCO)
+    return dict(data)
 
 
 def _parse(data: dict[str, Any], path: Path) -> tuple[tuple[tuple[int, str], ...], list[_ImageRecord]]:
-    cats: dict[int, str] = {}
-    for c in data["categories"]:
-        if not isinstance(c, dict) or not _is_int(c.get("id")):
-            raise ValueError(f"{path}: category entry {c!r} has no integer id")
-        cats[int(c["id"])] = str(c.get("name", c["id"]))
-    if not cats:
-        raise ValueError(f"{path}: no categories")
+    """Records of a validated file: boxes as xyxy, categories contiguous (in id order), points clipped."""
+    cats = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
     contiguous = {cid: k for k, cid in enumerate(sorted(cats))}
-
-    images: dict[int, dict[str, Any]] = {}
-    for im in data["images"]:
-        if not isinstance(im, dict) or not _is_int(im.get("id")):
-            raise ValueError(f"{path}: image entry {str(im)[:80]} has no integer id")
-        iid = int(im["id"])
-        if not isinstance(im.get("file_name"), str) or not im["file_name"]:
-            raise ValueError(f"{path}: image {iid} has no file_name")
-        if not all(_is_int(im.get(k)) and im[k] > 0 for k in ("height", "width")):
-            raise ValueError(f"{path}: image {iid} needs positive integer height and width")
-        if iid in images:
-            raise ValueError(f"{path}: image id {iid} appears twice")
-        images[iid] = im
-
+    images = {int(im["id"]): im for im in data["images"]}
     people: dict[int, list[_Person]] = {iid: [] for iid in images}
-    seen: set[int] = set()
     for ann in data["annotations"]:
-        person, iid = _parse_annotation(ann, path, contiguous, images)
-        if person.ann_id in seen:
-            raise ValueError(f"{path}: annotation id {person.ann_id} appears twice")
-        seen.add(person.ann_id)
-        if person.box[2] > person.box[0] and person.box[3] > person.box[1]:
-            people[iid].append(person)
+        x, y, w, h = (float(b) for b in ann["bbox"])
+        if w <= 0 or h <= 0:
+            continue  # cannot be trained on
+        crowd = bool(ann.get("iscrowd", 0))
+        points = None if crowd else _points(ann)
+        masks = None
+        if points is not None and ann.get("dp_masks") is not None:
+            masks = tuple(ann["dp_masks"]) if any(ann["dp_masks"]) else None
+        category = contiguous[int(ann["category_id"])]
+        person = _Person(int(ann["id"]), (x, y, x + w, y + h), category, crowd, points, masks)
+        people[int(ann["image_id"])].append(person)
     records = [
         _ImageRecord(
             iid,
@@ -255,83 +243,14 @@ def _parse(data: dict[str, Any], path: Path) -> tuple[tuple[tuple[int, str], ...
     return tuple((cid, cats[cid]) for cid in sorted(cats)), records
 
 
-def _parse_annotation(
-    ann: Any, path: Path, contiguous: dict[int, int], images: dict[int, dict[str, Any]]
-) -> tuple[_Person, int]:
-    if not isinstance(ann, dict) or not _is_int(ann.get("id")):
-        raise ValueError(f"{path}: annotation entry {str(ann)[:80]} has no integer id")
-    aid = int(ann["id"])
-    where = f"{path}: annotation {aid}"
-    iid: Any = ann.get("image_id")
-    if not _is_int(iid) or int(iid) not in images:
-        raise ValueError(f"{where}: image_id {iid!r} is not an image of the file")
-    cid: Any = ann.get("category_id")
-    if not _is_int(cid) or int(cid) not in contiguous:
-        raise ValueError(f"{where}: category_id {cid!r} is not a category of the file ({sorted(contiguous)})")
-    bbox = ann.get("bbox")
-    if not isinstance(bbox, list | tuple) or len(bbox) != 4 or not all(_is_number(b) for b in bbox):
-        raise ValueError(f"{where}: bbox must be 4 numbers [x, y, w, h], got {bbox!r}")
-    x, y, w, h = (float(b) for b in bbox)
-    if not np.isfinite([x, y, w, h]).all() or w < 0 or h < 0:
-        raise ValueError(f"{where}: bbox {bbox} must be finite with non-negative width and height")
-    crowd = ann.get("iscrowd", 0)
-    if crowd not in (0, 1, True, False):
-        raise ValueError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
-    points = _parse_points(ann, where)
-    masks = _parse_masks(ann.get("dp_masks"), where) if points is not None else None
-    if crowd:
-        points, masks = None, None
-    return _Person(aid, (x, y, x + w, y + h), contiguous[int(cid)], bool(crowd), points, masks), int(iid)
-
-
-def _parse_points(ann: dict[str, Any], where: str) -> np.ndarray | None:
-    present = [k for k in _DP_POINT_KEYS if k in ann]
-    if not present:
+def _points(ann: dict[str, Any]) -> np.ndarray | None:
+    """(5, P) float32 rows x, y, I, U, V of a validated annotation (None without points), clipped to the grid."""
+    if "dp_x" not in ann or not ann["dp_x"]:
         return None
-    if len(present) != len(_DP_POINT_KEYS):
-        missing = [k for k in _DP_POINT_KEYS if k not in ann]
-        raise ValueError(f"{where}: has {', '.join(present)} but not {', '.join(missing)}")
-    arrays = {}
-    for k in _DP_POINT_KEYS:
-        arr = np.asarray(ann[k]) if isinstance(ann[k], list) else None
-        if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuf"):
-            raise ValueError(f"{where}: {k} must be a list of numbers, got {str(ann[k])[:60]}")
-        arrays[k] = arr
-    lengths = {k: a.size for k, a in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"{where}: DensePose point lists differ in length ({lengths})")
-    if lengths["dp_x"] == 0:
-        return None
-    pts = np.stack([arrays[k].astype(np.float64) for k in _DP_POINT_KEYS])
-    if not np.isfinite(pts).all():
-        raise ValueError(f"{where}: DensePose point fields hold NaN or infinite values")
-    for row, name, hi in ((0, "dp_x", DP_GRID), (1, "dp_y", DP_GRID), (3, "dp_U", 1), (4, "dp_V", 1)):
-        if pts[row].min() < -_TOLERANCE or pts[row].max() > hi + _TOLERANCE:
-            raise ValueError(f"{where}: {name} must lie in [0, {hi}], got [{pts[row].min()}, {pts[row].max()}]")
-    charts = pts[2]
-    if (charts != np.round(charts)).any() or charts.min() < 1 or charts.max() > NUM_CHARTS:
-        raise ValueError(f"{where}: dp_I must be whole chart numbers 1..{NUM_CHARTS}, got {np.unique(charts)}")
+    pts = np.stack([np.asarray(ann[k], dtype=np.float64) for k in _DP_POINT_KEYS])
     pts[[0, 1]] = pts[[0, 1]].clip(0, DP_GRID)
     pts[[3, 4]] = pts[[3, 4]].clip(0, 1)
     return pts.astype(np.float32)
-
-
-def _parse_masks(masks: Any, where: str) -> tuple[Any, ...] | None:
-    if masks is None:
-        return None
-    if not isinstance(masks, list) or len(masks) != NUM_COARSE_PARTS:
-        n = len(masks) if isinstance(masks, list) else type(masks).__name__
-        raise ValueError(f"{where}: dp_masks must be a list of {NUM_COARSE_PARTS} RLEs or empty entries, got {n}")
-    for k, rle in enumerate(masks, start=1):
-        if not rle:
-            continue
-        if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-            raise ValueError(f"{where}: dp_masks[{k - 1}] is not a COCO RLE (a dict with size and counts)")
-        if list(rle["size"]) != [DP_GRID, DP_GRID]:
-            raise ValueError(f"{where}: dp_masks[{k - 1}] has size {rle['size']}, expected [{DP_GRID}, {DP_GRID}]")
-        if not isinstance(rle["counts"], str | list):
-            raise ValueError(f"{where}: dp_masks[{k - 1}] counts must be a string or a list")
-    return tuple(masks) if any(masks) else None
 
 
 def _densepose_target(person: _Person, path: Path) -> DensePoseTarget | None:
@@ -351,11 +270,3 @@ def _densepose_target(person: _Person, path: Path) -> DensePoseTarget | None:
         v=pts[4].clone(),
         segm=segm,
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)

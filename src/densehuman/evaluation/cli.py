@@ -86,7 +86,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     gt = load_ground_truth(args.gt)
-    detections = load_results(Path(args.pred), image_ids={int(im["id"]) for im in gt["images"]})
+    categories = {int(c["id"]) for c in gt.get("categories", [])} or {1}
+    detections = load_results(
+        Path(args.pred), image_ids={int(im["id"]) for im in gt["images"]}, category_ids=categories
+    )
     body = load_eval_body(args.body)
     figures = DensePoseEvaluation(gt, detections, body, config, progress=not args.quiet).run()
     figures["seconds"] = round(time.perf_counter() - started, 3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,29 +66,13 @@ class DensePoseEvalConfig:
 
 
 def load_ground_truth(path: str | Path) -> dict[str, Any]:
-    """A DensePose-COCO JSON, checked for the fields the evaluation reads."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such ground-truth file")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON ({err})") from err
-    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-        raise ValueError(f"{p}: a COCO ground-truth file needs 'images' and 'annotations'")
-    for i, im in enumerate(data["images"]):
-        for key in ("id", "height", "width"):
-            if key not in im:
-                raise ValueError(f"{p}: images[{i}] has no '{key}'")
-    for i, ann in enumerate(data["annotations"]):
-        for key in ("id", "image_id", "category_id", "bbox", "area"):
-            if key not in ann:
-                raise ValueError(f"{p}: annotations[{i}] (id {ann.get('id')}) has no '{key}'")
-        if "dp_x" in ann:
-            n = len(ann["dp_x"])
-            for key in ("dp_y", "dp_I", "dp_U", "dp_V"):
-                if len(ann.get(key, ())) != n:
-                    raise ValueError(f"{p}: annotation {ann['id']}: '{key}' missing or not as long as dp_x ({n})")
+    """A DensePose-COCO JSON, checked whole by ``densehuman.validation.coco`` (ids, references, boxes, DensePose
+    points and masks): every problem is an ``InputError`` naming the file, the annotation and the field."""
+    from densehuman.validation import read_json
+    from densehuman.validation.coco import DENSEPOSE_GT, validate_coco
+
+    data = read_json(path, "ground-truth file")
+    validate_coco(data, path, DENSEPOSE_GT)
     return dict(data)
 
 

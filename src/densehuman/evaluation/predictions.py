@@ -14,7 +14,6 @@ points up at ``int(point - box corner)``. ``chart_shape`` gives that grid and a 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,26 +74,38 @@ class Detection:
 
 
 def load_results(
-    path: Path, image_ids: Collection[int] | None = None, *, require_charts: bool = True
+    path: Path,
+    image_ids: Collection[int] | None = None,
+    *,
+    require_charts: bool = True,
+    category_ids: Collection[int] | None = None,
 ) -> list[Detection]:
     """Read a results JSON file (challenge or detectron2-style records) into detections, in file order.
 
-    ``image_ids``: the ground truth's image ids; a detection on any other image is an error. ``require_charts``:
-    whether a record without a chart is an error (otherwise its ``chart`` is None). Errors are ``ValueError``
-    naming the file, the detection's index (and image) and the field, e.g.
-    ``"res.json: detection 17 (image 3): uv_data: bad base64 (...)"``.
+    ``image_ids`` / ``category_ids``: the ground truth's images and categories; a detection on any other is an
+    error (the official evaluation would silently score it as nothing). ``require_charts``: whether a record without
+    a chart is an error (otherwise its ``chart`` is None). Errors are ``ValueError`` naming the file, the detection's
+    index (and image) and the field, e.g. ``"res.json: detection 17 (image 3): uv_data: bad base64 (...)"``.
     """
+    from densehuman.validation import read_json
+
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.exists():
         raise FileNotFoundError(f"{path}: no such results file")
-    try:
-        data = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path, "results file")
     if not isinstance(data, list):
         raise ValueError(f"{path}: a results file is a JSON list of detections, got a {type(data).__name__}")
     known = None if image_ids is None else {int(i) for i in image_ids}
-    return [_parse_detection(record, i, str(path), known, require_charts) for i, record in enumerate(data)]
+    detections = [_parse_detection(record, i, str(path), known, require_charts) for i, record in enumerate(data)]
+    if category_ids is not None:
+        categories = {int(c) for c in category_ids}
+        for i, d in enumerate(detections):
+            if d.category_id not in categories:
+                raise ValueError(
+                    f"{path}: detection {i} (image {d.image_id}): category_id: {d.category_id} is not a category of "
+                    f"the ground truth ({sorted(categories)})"
+                )
+    return detections
 
 
 def save_results(path: Path, detections: Sequence[Detection]) -> None:
@@ -270,14 +281,15 @@ def _read_split(root: Path, split: str) -> tuple[list[dict[str, Any]], dict[int,
     path = root / "annotations" / f"densepose_{split}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (is {root} a densehuman synth dataset with a {split} split?)")
-    try:
-        data = json.loads(path.read_bytes())
-        images = sorted(data["images"], key=lambda im: int(im["id"]))
-        people: dict[int, list[dict[str, Any]]] = {}
-        for ann in sorted(data["annotations"], key=lambda a: int(a["id"])):
-            people.setdefault(int(ann["image_id"]), []).append(ann)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a DensePose-COCO annotation file ({type(err).__name__}: {err})") from err
+    from densehuman.validation import read_json
+    from densehuman.validation.coco import DENSEPOSE_COCO, validate_coco
+
+    data = read_json(path, "DensePose-COCO annotation file")
+    validate_coco(data, path, DENSEPOSE_COCO)
+    images = sorted(data["images"], key=lambda im: int(im["id"]))
+    people: dict[int, list[dict[str, Any]]] = {}
+    for ann in sorted(data["annotations"], key=lambda a: int(a["id"])):
+        people.setdefault(int(ann["image_id"]), []).append(ann)
     return images, people
 
 

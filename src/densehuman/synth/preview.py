@@ -3,7 +3,6 @@ keypoints and DensePose points, then I, U, V and the CIHP parsing, so a person c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,12 @@ def parsing_palette() -> np.ndarray:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    data = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if data is None:
-        raise ValueError(f"{path}: missing or unreadable image")
-    return np.asarray(data[..., ::-1])
+    from densehuman.validation.images import read_image
+
+    try:
+        return read_image(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing image") from None
 
 
 def _draw_people(image: np.ndarray, wholebody: list[dict[str, Any]], densepose: list[dict[str, Any]]) -> np.ndarray:
@@ -78,8 +79,14 @@ def preview_rows(root: Path, count: int = 8, split: str = "train") -> list[np.nd
     dp_path = root / "annotations" / f"densepose_{split}.json"
     if not dp_path.is_file():
         raise ValueError(f"{root}: no {dp_path.relative_to(root)}; is this a densehuman synth dataset?")
-    dp = json.loads(dp_path.read_text())
-    wb = json.loads((root / "annotations" / f"coco_wholebody_{split}.json").read_text())
+    from densehuman.validation import read_json
+    from densehuman.validation.coco import COCO_WHOLEBODY, DENSEPOSE_COCO, validate_coco
+
+    dp = read_json(dp_path, "DensePose-COCO annotation file")
+    validate_coco(dp, dp_path, DENSEPOSE_COCO)
+    wb_path = root / "annotations" / f"coco_wholebody_{split}.json"
+    wb = read_json(wb_path, "COCO-WholeBody annotation file")
+    validate_coco(wb, wb_path, COCO_WHOLEBODY)
     if not dp["images"] and split == "train":
         return preview_rows(root, count, "val")
     rows = []
