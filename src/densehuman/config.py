@@ -8,6 +8,7 @@ read a config: ``densehuman.models.build`` is the one place a config turns into 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -16,6 +17,30 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class ConfigValueError(ValueError):
+    """A config value out of its range; the message names the key (``solver.base_lr``)."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key, self.detail = key, detail
+        super().__init__(f"config key '{key}' {detail}")
+
+
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigValueError(name, f"must be {rule}, got {value!r}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_ranges(obj: Any, rules: dict[str, tuple[str, Any]]) -> None:
+    """``rules``: field -> (description, predicate) for the fields of a frozen config dataclass."""
+    for name, (rule, predicate) in rules.items():
+        value = getattr(obj, name)
+        _check(predicate(value), name, rule, value)
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,20 @@ class RPNConfig:
     batch_size_per_image: int = 256
     positive_fraction: float = 0.5
 
+    def __post_init__(self) -> None:
+        _check_ranges(
+            self,
+            {
+                "pre_nms_topk_train": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "pre_nms_topk_test": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "post_nms_topk_train": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "post_nms_topk_test": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "nms_thresh": ("a number in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+                "batch_size_per_image": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "positive_fraction": ("a number in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class BoxHeadConfig:
@@ -63,6 +102,19 @@ class BoxHeadConfig:
     nms_thresh_test: float = 0.5
     detections_per_image: int = 100
     class_agnostic: bool = False  # one set of box deltas for all classes (detectron2 CLS_AGNOSTIC_BBOX_REG)
+
+    def __post_init__(self) -> None:
+        _check_ranges(
+            self,
+            {
+                "num_classes": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "batch_size_per_image": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "positive_fraction": ("a number in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+                "score_thresh_test": ("a number in [0, 1]", lambda v: _finite(v) and 0 <= v <= 1),
+                "nms_thresh_test": ("a number in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+                "detections_per_image": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +161,24 @@ class InputConfig:
     flip_prob: float = 0.5
     color_jitter: float = 0.0  # brightness / contrast / saturation strength (0: off)
 
+    def __post_init__(self) -> None:
+        _check(
+            bool(self.min_size_train) and all(isinstance(v, int) and v >= 1 for v in self.min_size_train),
+            "min_size_train",
+            "a non-empty list of integers >= 1",
+            self.min_size_train,
+        )
+        _check_ranges(
+            self,
+            {
+                "max_size_train": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "min_size_test": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "max_size_test": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "flip_prob": ("a number in [0, 1]", lambda v: _finite(v) and 0 <= v <= 1),
+                "color_jitter": ("a number in [0, 1]", lambda v: _finite(v) and 0 <= v <= 1),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class SolverConfig:
@@ -127,6 +197,31 @@ class SolverConfig:
     eval_period: int = 0  # 0: only at the end
     log_period: int = 20
 
+    def __post_init__(self) -> None:
+        _check_ranges(
+            self,
+            {
+                "ims_per_batch": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "base_lr": ("a finite number > 0", lambda v: _finite(v) and v > 0),
+                "momentum": ("a number in [0, 1)", lambda v: _finite(v) and 0 <= v < 1),
+                "weight_decay": ("a finite number >= 0", lambda v: _finite(v) and v >= 0),
+                "warmup_iters": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+                "warmup_factor": ("a number in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+                "gamma": ("a finite number > 0", lambda v: _finite(v) and v > 0),
+                "max_iter": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+                "clip_grad_norm": ("a finite number >= 0", lambda v: _finite(v) and v >= 0),
+                "checkpoint_period": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+                "eval_period": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+                "log_period": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+            },
+        )
+        _check(
+            all(isinstance(v, int) and v >= 0 for v in self.steps) and list(self.steps) == sorted(self.steps),
+            "steps",
+            "a list of increasing iterations >= 0",
+            self.steps,
+        )
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -140,6 +235,10 @@ class DataConfig:
     train_images: str = ""
     val_json: str = ""
     val_images: str = ""
+
+    def __post_init__(self) -> None:
+        nonneg = ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0)
+        _check_ranges(self, {"num_workers": nonneg, "eval_max_images": nonneg})
 
 
 @dataclass(frozen=True)
@@ -181,7 +280,10 @@ def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "") -> 
             changes[key] = apply_overrides(current, value, path)
         else:
             changes[key] = _coerce(value, hints[key], path)
-    return dataclasses.replace(config, **changes)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ConfigValueError as err:  # raised by this level's dataclass (deeper levels raised above, qualified)
+        raise ConfigValueError(f"{where}.{err.key}" if where else err.key, err.detail) from None
 
 
 _EXPONENT_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -219,24 +321,33 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 
 
 def load_overrides(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such config file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{p}: not valid YAML ({err})") from err
+    """The overrides of a YAML config file (``preset:`` removed); errors name the file."""
+    from densehuman.validation import InputError, read_yaml
+
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: the top level must be a mapping of config sections")
+        raise InputError(path, "the top level must be a mapping of config sections")
     data.pop("preset", None)
     return data
+
+
+def apply_config_file(config: Any, path: str | Path) -> Any:
+    """``config`` with the overrides of the YAML file ``path``; every error names the file and the key."""
+    from densehuman.validation import InputError
+
+    overrides = load_overrides(path)
+    try:
+        return apply_overrides(config, overrides)
+    except ValueError as err:
+        raise InputError(path, str(err)) from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["solver.base_lr=0.02", "model.densepose.head=deeplab"]`` -> nested overrides (values parsed as YAML)."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected key=value, e.g. solver.base_lr=0.02")
@@ -244,12 +355,19 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ValueError(f"--set {item!r}: empty key")
+        dotted = ".".join(parts)
+        if dotted in given:
+            raise ValueError(f"--set {item!r}: {dotted} is already set by --set {given[dotted]!r}")
+        given[dotted] = item
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r}: '{p}' is both a value and a section")
-        node[parts[-1]] = yaml.safe_load(text)
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({err})") from None
     return out
 
 

@@ -152,3 +152,15 @@ def test_exported_half_weights_load_into_the_model(tmp_path: Path) -> None:
     for a, b in zip(model.parameters(), other.parameters(), strict=True):
         assert b.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_every_set_option_applies() -> None:
+    """``--set a=1 --set b=2`` applies both (argparse's default would keep only the last list)."""
+    from densehuman.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--set", "solver.max_iter=3", "seed=4", "--set", "solver.base_lr=0.5", "--data", "d", "--out", "o"]
+    )
+    assert args.set == ["solver.max_iter=3", "seed=4", "solver.base_lr=0.5"]
+    config = apply_overrides(from_dict({}), parse_set(args.set))
+    assert (config.solver.max_iter, config.seed, config.solver.base_lr) == (3, 4, 0.5)

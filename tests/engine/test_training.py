@@ -42,8 +42,9 @@ def _config(*extra: str) -> Config:
         "solver.log_period=5",
         "solver.checkpoint_period=0",
         "data.num_workers=0",
-        *extra,
     ]
+    given = {item.split("=", 1)[0] for item in extra}
+    settings = [item for item in settings if item.split("=", 1)[0] not in given] + list(extra)
     config: Config = apply_overrides(preset("densepose_rcnn_tiny_cpu"), parse_set(settings))
     return config
 

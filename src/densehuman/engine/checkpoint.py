@@ -105,10 +105,14 @@ def load_weights(path: Path, model: torch.nn.Module, strict: bool = True) -> dic
         meta = read_metadata(path)
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+    try:
+        stored = {"config": json.loads(meta.get("config", "{}")), "iteration": int(meta.get("iteration", 0))}
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: the checkpoint's metadata is damaged ({type(err).__name__}: {err})") from None
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return {"config": json.loads(meta.get("config", "{}")), "iteration": int(meta.get("iteration", 0))}
+    return stored
 
 
 def load_training_state(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
@@ -116,17 +120,20 @@ def load_training_state(path: Path, optimizer: torch.optim.Optimizer, scheduler:
     state_path = path.with_suffix(".state.safetensors")
     if not state_path.is_file():
         raise FileNotFoundError(f"{state_path}: the training state of {path.name} is missing; cannot resume exactly")
-    tensors = load_file(str(state_path))
-    meta = read_metadata(state_path)
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(meta["optimizer"])))
-    sched = json.loads(meta["scheduler"])
-    if scheduler is not None and sched:
-        sched.pop("lr_lambdas", None)
-        scheduler.load_state_dict({**scheduler.state_dict(), **sched})
-    torch.set_rng_state(tensors["rng.torch"])
-    kind, keys, pos, has_gauss, cached = json.loads(meta["numpy_rng"])
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return {"iteration": int(meta["iteration"]), "extra": json.loads(meta.get("extra", "{}"))}
+    try:
+        tensors = load_file(str(state_path))
+        meta = read_metadata(state_path)
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads(meta["optimizer"])))
+        sched = json.loads(meta["scheduler"])
+        if scheduler is not None and sched:
+            sched.pop("lr_lambdas", None)
+            scheduler.load_state_dict({**scheduler.state_dict(), **sched})
+        torch.set_rng_state(tensors["rng.torch"])
+        kind, keys, pos, has_gauss, cached = json.loads(meta["numpy_rng"])
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        return {"iteration": int(meta["iteration"]), "extra": json.loads(meta.get("extra", "{}"))}
+    except Exception as err:  # safetensors' own errors, missing keys, wrong shapes: a damaged state file
+        raise ValueError(f"{state_path}: cannot restore the training state ({type(err).__name__}: {err})") from None
 
 
 def export_weights(source: Path, target: Path, half: bool = True, note: str = "") -> Path:

@@ -25,14 +25,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset folder (as `densehuman synth` writes it)")
     p.add_argument("--out", help="run folder: config, log, checkpoints, metrics, loss curves")
     p.add_argument("--config", help="YAML file overriding fields of the preset")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. solver.max_iter=500")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides, e.g. solver.max_iter=500 (several after one --set, or --set again; a key once)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--list-presets", action="store_true", help="print the preset names and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from densehuman.config import apply_overrides, load_overrides, parse_set
+    from densehuman.config import apply_config_file, apply_overrides, parse_set
     from densehuman.models.zoo import PRESETS
 
     if args.list_presets:
@@ -48,19 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--init {init}: no such file")
     config = _base_config(args.preset, init)
     if args.config:
-        config = apply_overrides(config, load_overrides(args.config))
+        config = apply_config_file(config, args.config)
     if args.set:
         config = apply_overrides(config, parse_set(args.set))
-    from densehuman.engine.inputs import split_paths
-
-    annotations, images = split_paths(config, data, "train")
-    if not annotations.is_file():
-        raise ValueError(
-            f"--data {data}: no {annotations}; give a folder written by `densehuman synth`, or set "
-            "data.train_json / data.train_images (and data.val_json / data.val_images) for real DensePose-COCO"
-        )
-    if not images.is_dir():
-        raise ValueError(f"--data {data}: no image folder {images}")
     from densehuman.engine.trainer import run_training
 
     result = run_training(config, data, Path(args.out), resume=args.resume, progress=not args.quiet, init=init)

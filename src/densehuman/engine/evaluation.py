@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -15,6 +14,7 @@ from densehuman.data.transforms import resize_bilinear, shortest_edge_size
 from densehuman.evaluation.densepose import DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
 from densehuman.evaluation.predictions import Detection
 from densehuman.models.instances import Prediction
+from densehuman.validation.images import read_image
 
 
 def resize_for_test(image: np.ndarray, short: int, max_size: int) -> np.ndarray:
@@ -72,15 +72,12 @@ def predict_split(
 ) -> list[Detection]:
     detections: list[Detection] = []
     for image in gt["images"]:
-        path = images_dir / image["file_name"]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{path}: missing or unreadable image")
-        rgb = resize_for_test(bgr[..., ::-1], config.input.min_size_test, config.input.max_size_test)
+        original = read_image(images_dir / image["file_name"])
+        rgb = resize_for_test(original, config.input.min_size_test, config.input.max_size_test)
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(device)
         (prediction,) = model.predict([tensor])  # type: ignore[operator]
         size = (rgb.shape[0], rgb.shape[1])
-        detections += prediction_to_detections(prediction, int(image["id"]), size, (bgr.shape[0], bgr.shape[1]))
+        detections += prediction_to_detections(prediction, int(image["id"]), size, original.shape[:2])
     return detections
 
 

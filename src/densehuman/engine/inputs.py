@@ -26,16 +26,39 @@ def split_paths(config: Config, data_root: Path, which: str) -> tuple[Path, Path
     return data_root / "annotations" / f"densepose_{split}.json", data_root / "images" / split
 
 
-def build_training_loader(config: Config, data_root: Path, info: DistInfo, start_iter: int = 0) -> Any:
-    """An endless, seeded loader of the training split; ``start_iter`` continues the stream after a resume.
+def training_dataset(config: Config, data_root: Path) -> DensePoseCocoDataset:
+    """The training split, checked whole: its annotation file (``densehuman.validation``) and that every image
+    file it names exists (a missing one would otherwise stop the run hours in)."""
+    annotations, images = split_paths(config, data_root, "train")
+    if not annotations.is_file():
+        raise ValueError(
+            f"--data {data_root}: no {annotations}; give a folder written by `densehuman synth`, or set "
+            "data.train_json / data.train_images (and data.val_json / data.val_images) for real DensePose-COCO"
+        )
+    if not images.is_dir():
+        raise ValueError(f"--data {data_root}: no image folder {images}")
+    dataset = DensePoseCocoDataset(annotations, images, skip_empty=True)
+    if len(dataset) == 0:
+        raise ValueError(f"{data_root}: the {config.data.train_split} split has no image with people to train on")
+    dataset.check_image_files()
+    return dataset
+
+
+def build_training_loader(
+    config: Config,
+    data_root: Path,
+    info: DistInfo,
+    start_iter: int = 0,
+    dataset: DensePoseCocoDataset | None = None,
+) -> Any:
+    """An endless, seeded loader of the training split (``dataset``, or ``training_dataset``); ``start_iter``
+    continues the stream after a resume.
 
     The flip uses the Anny body's exact left/right chart mirror ((I, U, V) -> (sym[I], 1 - U, V)); for the SMPL
     layout of real DensePose-COCO, pass ``densehuman.data.transforms.UVSymmetry`` instead.
     """
-    annotations, images = split_paths(config, data_root, "train")
-    dataset = DensePoseCocoDataset(annotations, images, skip_empty=True)
-    if len(dataset) == 0:
-        raise ValueError(f"{data_root}: the {config.data.train_split} split has no image with people to train on")
+    if dataset is None:
+        dataset = training_dataset(config, data_root)
     inp = config.input
     color = (inp.color_jitter,) * 3
     transforms = train_transforms(inp.min_size_train, inp.max_size_train, inp.flip_prob, color=color)

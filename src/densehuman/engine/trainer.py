@@ -31,6 +31,7 @@ from densehuman.engine.checkpoint import (
 )
 from densehuman.engine.distributed import DistInfo, barrier, init_distributed, reduce_mean
 from densehuman.engine.schedule import build_optimizer, build_scheduler
+from densehuman.validation import InputError, read_yaml
 
 
 def seed_everything(seed: int) -> None:
@@ -39,22 +40,38 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
-    """Claim the run folder; on resume, the stored config wins (a changed one is an error naming the keys)."""
+def check_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
+    """The config the run will use, once the folder is known to be usable; writes nothing. On resume the stored
+    config wins (a changed one is an error naming the sections); a fresh run needs a new or empty folder."""
     stored = run_dir / "config.yaml"
     if resume:
         if not stored.is_file():
             raise ValueError(f"--resume: {run_dir} holds no run (no config.yaml)")
-        saved = from_dict(yaml.safe_load(stored.read_text()))
+        data = read_yaml(stored, "run config")
+        try:
+            if not isinstance(data, dict):
+                raise ValueError("the top level is not a mapping")
+            saved = from_dict(data)
+        except ValueError as err:
+            raise InputError(stored, f"not the config of a densehuman run ({err})") from None
         if to_dict(saved) != to_dict(config):
             a, b = to_dict(saved), to_dict(config)
             diff = sorted(k for k in a if a[k] != b.get(k))
             raise ValueError(f"--resume: the run in {run_dir} used another config (sections {', '.join(diff)})")
         return saved
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is a file; choose a new run folder")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"{run_dir} is not empty; choose a new run folder or pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(stored, yaml.safe_dump(to_dict(config), sort_keys=False).encode())
+    return config
+
+
+def prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
+    """Claim the run folder (``check_run_dir``, then write ``config.yaml`` for a fresh run)."""
+    config = check_run_dir(run_dir, config, resume)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False).encode())
     return config
 
 
@@ -241,25 +258,28 @@ def run_training(
     resuming a run that has checkpoints already.
     """
     from densehuman.engine.evaluation import build_evaluator
-    from densehuman.engine.inputs import build_training_loader
+    from densehuman.engine.inputs import build_training_loader, training_dataset
     from densehuman.models.build import build_model
 
     info = init_distributed()
-    if info.is_main:
-        config = prepare_run_dir(run_dir, config, resume)
-    barrier(info)
-    if not info.is_main:
-        config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    # Everything is checked before the run folder is claimed: a bad config, dataset or --init leaves nothing behind.
+    if info.is_main or resume:  # (other ranks: the main one may have claimed the folder already)
+        config = check_run_dir(run_dir, config, resume)
     seed_everything(config.seed + info.rank)
     model = build_model(config.model)
+    init_line = None
     if init is not None and not (resume and last_checkpoint(run_dir) is not None):
-        line = load_initial_weights(init, model)
-        if info.is_main:
-            atomic.write_json(run_dir / "init.json", {"weights": str(init), "note": line}, indent=1)
+        init_line = load_initial_weights(init, model)
+    dataset = training_dataset(config, data_root)
     evaluator = build_evaluator(config, data_root) if info.is_main else None
+    if info.is_main:
+        prepare_run_dir(run_dir, config, resume)
+        if init_line is not None:
+            atomic.write_json(run_dir / "init.json", {"weights": str(init), "note": init_line}, indent=1)
+    barrier(info)
     trainer = Trainer(config, model, run_dir, info, evaluate=evaluator, progress=progress)
     start = trainer.resume() if resume else 0
-    loader = build_training_loader(config, data_root, info, start_iter=start)
+    loader = build_training_loader(config, data_root, info, start_iter=start, dataset=dataset)
     result = trainer.train(loader)
     if info.is_main:
         atomic.write_json(run_dir / "result.json", result, indent=1)

@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from densehuman.config import (
     BackboneConfig,
     BoxHeadConfig,
@@ -29,6 +27,8 @@ from densehuman.config import (
     RPNConfig,
     SolverConfig,
 )
+from densehuman.engine.detectron2.known_keys import KNOWN_KEYS, OPEN_NODES
+from densehuman.validation import InputError, read_yaml
 
 RESNET_FEATURES = ["res2", "res3", "res4", "res5"]
 
@@ -166,6 +166,30 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def check_known_keys(data: Mapping[str, Any], source: str | Path) -> None:
+    """Refuse keys detectron2's config does not have (detectron2 raises "Non-existent config key" for them): a
+    misspelt key would otherwise be silently ignored and the model built from the defaults."""
+    unknown: list[str] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if name in OPEN_NODES:
+                continue
+            if isinstance(value, Mapping) and name not in KNOWN_KEYS:
+                walk(value, name + ".")
+            elif name not in KNOWN_KEYS:
+                unknown.append(name)
+
+    walk(data, "")
+    if unknown:
+        raise InputError(
+            source,
+            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}: not a key of detectron2's DensePose "
+            "config (detectron2 refuses it too: 'Non-existent config key'); check the spelling",
+        )
+
+
 def load_detectron2_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A detectron2 config file with its ``_BASE_`` chain merged in (not yet completed with the defaults)."""
     path = Path(path)
@@ -173,15 +197,13 @@ def load_detectron2_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict
         raise FileNotFoundError(f"{path}: no such detectron2 config file")
     if path.resolve() in _seen:
         raise ValueError(f"{path}: _BASE_ files include each other in a loop")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    data = read_yaml(path, "detectron2 config file")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level of a detectron2 config must be a mapping")
     base_name = data.pop("_BASE_", None)
+    check_known_keys(data, path)
     if base_name is None:
         return data
     if not isinstance(base_name, str):
