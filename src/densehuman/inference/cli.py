@@ -98,6 +98,23 @@ def plan_outputs(inputs: list[Path], out: Path, vis: list[str], save: list[str])
     return planned
 
 
+def read_atlas(path: Path) -> Any:
+    """A texture atlas image (RGB), checked for the 4 x 6 tile layout; errors name the file."""
+    from densehuman.validation import InputError
+    from densehuman.validation.images import read_image
+    from densehuman.visualization.densepose import check_atlas
+
+    try:
+        atlas = read_image(path)
+    except FileNotFoundError:
+        raise InputError(path, "no such texture atlas (--texture)") from None
+    try:
+        check_atlas(atlas)
+    except ValueError as err:
+        raise InputError(path, f"--texture: {err}") from None
+    return atlas
+
+
 def _model_or_bundled(model: str | None) -> str:
     if model:
         return model
@@ -118,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     save = [s for s in args.save.split(",") if s and s != "none"]
     if bad := [s for s in save if s not in SAVE_KINDS]:
         raise ValueError(f"--save: unknown {bad}; choose from {', '.join(SAVE_KINDS)}")
+    if not 0.0 <= args.min_score <= 1.0:
+        raise ValueError(f"--min-score {args.min_score}: a detection score threshold must be in [0, 1]")
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise ValueError(f"no images or videos in {', '.join(args.inputs)}")
@@ -130,15 +149,9 @@ def run(args: argparse.Namespace) -> int:
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise ValueError(f"{existing[0]} already exists{more}; pass --overwrite to replace outputs")
-    import cv2
-    import numpy as np
-
     atlas = None
     if "texture" in vis and args.texture:
-        raw = cv2.imread(args.texture, cv2.IMREAD_COLOR)
-        if raw is None:
-            raise ValueError(f"--texture {args.texture}: missing or unreadable image")
-        atlas = np.ascontiguousarray(raw[..., ::-1])
+        atlas = read_atlas(Path(args.texture))
     from densehuman.inference.predictor import Predictor
 
     model = _model_or_bundled(args.model)
@@ -149,13 +162,14 @@ def run(args: argparse.Namespace) -> int:
 def _predict_all(
     predictor: Any, planned: list[_Planned], out: Path, vis: list[str], save: list[str], atlas: Any, args: Any
 ) -> int:
-    import cv2
     import numpy as np
     from tqdm import tqdm
 
     from densehuman import atomic
     from densehuman.data.dense_png import encode_iuv
     from densehuman.evaluation.predictions import Detection, save_results
+    from densehuman.validation import InputError
+    from densehuman.validation.images import read_image
 
     detections: list[Detection] = []
     images_json: list[dict[str, Any]] = []
@@ -173,11 +187,11 @@ def _predict_all(
             videos += 1
             print(f"{path}: {frames} frames -> {out / job.stem}_<vis>.mp4")
             continue
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            skipped.append(f"{path}: not a readable image")
+        try:
+            rgb = read_image(path)
+        except (InputError, FileNotFoundError) as err:
+            skipped.append(str(err))
             continue
-        rgb = np.ascontiguousarray(bgr[..., ::-1])
         result = predictor(rgb)
         people += len(result.people)
         maps = result.dense_maps()
@@ -244,10 +258,10 @@ def predict_video(
     import cv2
     import numpy as np
 
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path}: not a readable video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    from densehuman.validation.images import open_video
+
+    capture, info = open_video(path)
+    fps = info.fps
     targets = {name: Path(f"{prefix}_{name}.mp4") for name in vis}
     if not overwrite and (existing := [t for t in targets.values() if t.exists()]):
         capture.release()

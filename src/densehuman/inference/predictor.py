@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-import cv2
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 
 from densehuman.config import Config, from_dict
@@ -33,11 +31,12 @@ from densehuman.models.detector import Detector
 from densehuman.models.fusion import prepare_for_inference
 from densehuman.models.instances import Prediction
 from densehuman.structures import ChartResult
+from densehuman.validation import InputError, read_yaml
+from densehuman.validation.images import MAX_IMAGE_SIDE, read_image
 from densehuman.visualization.densepose import DenseMaps
 
 ImageInput = Union[np.ndarray, Image.Image, str, Path]  # noqa: UP007 (a runtime alias)
 
-MAX_IMAGE_SIDE = 16384  # pixels; larger inputs are rejected as absurd
 MAX_PEOPLE_PASTED = 255  # instance ids are uint8
 
 
@@ -118,13 +117,13 @@ class ImageResult:
 def _read_config_yaml(path: Path) -> Config:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; a run folder needs the config.yaml written by training")
+    data = read_yaml(path, "config file")
+    if not isinstance(data, dict):
+        raise InputError(path, "not a densehuman config (the top level is not a mapping)")
     try:
-        data = yaml.safe_load(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("the top level is not a mapping")
         return from_dict(data)
-    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a valid densehuman config ({err})") from err
+    except ValueError as err:
+        raise InputError(path, f"not a valid densehuman config ({err})") from None
 
 
 def _checkpoint_config(path: Path) -> Config:
@@ -138,7 +137,7 @@ def _checkpoint_config(path: Path) -> Config:
         raise ValueError(f"{path}: the checkpoint stores no config; pass a preset name and checkpoint=this file")
     try:
         return from_dict(json.loads(meta["config"]))
-    except ValueError as err:  # json.JSONDecodeError is a ValueError
+    except (ValueError, RecursionError) as err:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{path}: the checkpoint's stored config is invalid ({err})") from err
 
 
@@ -170,13 +169,7 @@ def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
     """Any accepted input -> a contiguous (H, W, 3) uint8 RGB array, with size checks."""
     if isinstance(image, (str, Path)):
         path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such image file")
-        data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: also non-ASCII paths
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if decoded is None:
-            raise ValueError(f"{path}: not a readable image")
-        array = np.ascontiguousarray(decoded[..., ::-1])
+        array = read_image(path)  # header, size limits and truncation checked; errors name the file
         where = str(path)
     elif isinstance(image, Image.Image):
         array = np.asarray(image.convert("RGB"))

@@ -78,6 +78,13 @@ class SynthJob:
         return split
 
 
+def _option_differences(stored: dict[str, Any], options: dict[str, Any]) -> str:
+    """``"seed: 0 there, 1 here; images: ..."`` for the options that differ ('' when none)."""
+    wanted = json.loads(json.dumps(options))  # as stored: tuples become lists
+    keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    return "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} here" for k in keys)
+
+
 def prepare_folder(job: SynthJob, resume: bool, overwrite: bool) -> None:
     """Check the output folder and claim it; refuses to touch what the user did not ask to replace."""
     out = job.out
@@ -93,6 +100,14 @@ def prepare_folder(job: SynthJob, resume: bool, overwrite: bool) -> None:
             elif target.exists():
                 target.unlink()
     elif (out / "dataset.json").exists():
+        if resume:
+            try:
+                done = json.loads((out / "dataset.json").read_text()).get("options", {})
+            except (OSError, json.JSONDecodeError, AttributeError):
+                done = {}
+            differ = _option_differences(done, job.options()) if isinstance(done, dict) else ""
+            made = f"; it was made with other options ({differ})" if differ else ""
+            raise ValueError(f"--resume: {out} holds a complete dataset, nothing to resume{made}")
         raise ValueError(f"{out} already holds a dataset (dataset.json); choose another folder or pass --overwrite")
     elif partial.exists():
         if not resume:
@@ -103,10 +118,9 @@ def prepare_folder(job: SynthJob, resume: bool, overwrite: bool) -> None:
             saved = json.loads(options_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{options_path}: cannot read the interrupted run's options ({err})") from err
-        wanted = json.loads(json.dumps(job.options()))  # as stored: tuples become lists
-        if saved != wanted:
-            diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-            raise ValueError(f"{out}: the interrupted run used other options ({', '.join(diff)}); use the same ones")
+        differ = _option_differences(saved, job.options())
+        if differ:
+            raise ValueError(f"{out}: the interrupted run used other options ({differ}); use the same ones")
         return
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; choose a new or empty folder (or pass --overwrite)")

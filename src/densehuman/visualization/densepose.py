@@ -170,6 +170,13 @@ def boxes(
     return out
 
 
+def check_atlas(atlas: np.ndarray) -> int:
+    """The tile size of a uint8 (4 t, 6 t, 3) texture atlas; ``ValueError`` saying what is wrong otherwise."""
+    if atlas.dtype != np.uint8:
+        raise ValueError(f"atlas must be uint8, got dtype {atlas.dtype}")
+    return _atlas_tile(atlas.shape)
+
+
 def _atlas_tile(atlas_shape: tuple[int, ...]) -> int:
     """Tile size t of a (4 t, 6 t, 3) atlas; ValueError otherwise."""
     if len(atlas_shape) != 3 or atlas_shape[2] != 3:
