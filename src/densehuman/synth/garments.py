@@ -24,13 +24,6 @@ from densehuman.body.segmentation import mirror_faces
 from densehuman.body.unwrap import vertex_adjacency
 from densehuman.synth.materials import SLOT, smoothstep
 
-# fmt: off
-CIHP_CATEGORIES: tuple[str, ...] = (
-    "Background", "Hat", "Hair", "Gloves", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks", "Pants",
-    "Torso-skin", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe",
-)
-# fmt: on
-CIHP_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((14, 15), (16, 17), (18, 19))
 HAT, HAIR, GLOVES, SUNGLASSES, UPPER, DRESS, COAT, SOCKS, PANTS, TORSO_SKIN = range(1, 11)
 SCARF, SKIRT, FACE, LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG, LEFT_SHOE, RIGHT_SHOE = range(11, 20)
 

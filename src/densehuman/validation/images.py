@@ -84,6 +84,41 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(decoded[..., ::-1])
 
 
+def read_label_map(path: str | Path, num_classes: int | None = None, *, ignore: int | None = 255) -> np.ndarray:
+    """A label PNG (part labels, human or instance ids) as an (H, W) uint8 array, checked like ``read_image``.
+
+    A 3-channel file gives its red channel (MHP v2.0's per-person maps are stored that way; OpenCV's channel 2 of
+    a BGR read). With ``num_classes``, every value must be below it (or be ``ignore``)."""
+    import io
+
+    from PIL import Image
+
+    p = Path(path)
+    fmt, _, _ = image_header(p)
+    data = p.read_bytes()
+    if (problem := _truncated(data, fmt)) is not None:
+        raise InputError(p, problem)
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # Pillow: palette images give their indices, not colours
+            mode = image.mode
+            decoded = np.asarray(image.convert("RGB") if mode in ("RGBA", "LA") else image)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InputError(p, f"{fmt} file that cannot be decoded ({err})") from None
+    if decoded.dtype != np.uint8:
+        raise InputError(p, f"a label map must be 8-bit, got mode {mode}")
+    if decoded.ndim == 3:
+        decoded = decoded[..., 0]
+    labels = np.ascontiguousarray(decoded)
+    if num_classes is not None:
+        bad = labels >= num_classes
+        if ignore is not None:
+            bad &= labels != ignore
+        if bad.any():
+            value = int(labels[bad][0])
+            raise InputError(p, f"label {value} is not one of the {num_classes} classes (0..{num_classes - 1})")
+    return labels
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     fps: float
