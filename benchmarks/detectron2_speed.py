@@ -36,8 +36,8 @@ from densehuman.config import to_dict
 from densehuman.engine.checkpoint import save_checkpoint
 from densehuman.inference.predictor import Predictor
 from densehuman.models.backbones import FrozenBatchNorm2d
+from densehuman.models.branches.densepose.branch import DensePoseBranch
 from densehuman.models.build import build_model
-from densehuman.models.densepose_branch import DensePoseBranch
 from densehuman.models.detector import Detector
 from densehuman.models.zoo import preset
 

@@ -31,7 +31,7 @@ import torch
 
 from densehuman.engine.detectron2 import load_detectron2_model
 from densehuman.models.anchors import pairwise_iou
-from densehuman.models.densepose_branch import chart_scores_at_box
+from densehuman.models.branches.densepose.postprocess import chart_scores_at_box
 from densehuman.models.detector import Detector
 from densehuman.models.instances import DensePoseOutput
 from densehuman.numerics import (
@@ -91,7 +91,7 @@ class ConvertedChart:
 
 
 def convert(output: DensePoseOutput, box: torch.Tensor, chart: ChartResult | None = None) -> ConvertedChart:
-    from densehuman.models.densepose_branch import to_chart_result
+    from densehuman.models.branches.densepose.postprocess import to_chart_result
 
     coarse, fine, _, _ = chart_scores_at_box(output, box)
     chart = chart if chart is not None else to_chart_result(output, box)

@@ -15,16 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densehuman.models.decoder import Decoder
-from densehuman.models.densepose_branch import DensePoseBranch, to_chart_result, to_chart_results
-from densehuman.models.densepose_head import ChartPredictor, DeepLabHead, UVConfidence, V1ConvXHead
-from densehuman.models.densepose_loss import (
+from densehuman.models.branches.densepose.branch import DensePoseBranch
+from densehuman.models.branches.densepose.decoder import Decoder
+from densehuman.models.branches.densepose.head import DeepLabHead, V1ConvXHead
+from densehuman.models.branches.densepose.loss import (
     DensePoseChartLoss,
     iid_iso_uv_loss,
     indep_aniso_uv_loss,
     map_points_to_heatmap,
     resample_segm_to_proposals,
 )
+from densehuman.models.branches.densepose.postprocess import to_chart_result, to_chart_results
+from densehuman.models.branches.densepose.predictor import ChartPredictor, UVConfidence
 from densehuman.models.instances import DensePoseOutput, DensePoseTarget, Targets
 from densehuman.models.poolers import RoIPooler
 from detectron2_fixtures import FIXTURES, NAMES
@@ -237,7 +239,7 @@ def test_chart_result_of_detectron2_outputs_matches_detectron2(folder: str) -> N
 def test_chart_conversion_check_catches_small_mistakes(mistake: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if not FIXTURES.is_dir():
         pytest.skip("detectron2 fixtures not available")
-    import densehuman.models.densepose_branch as branch_module
+    import densehuman.models.branches.densepose.postprocess as branch_module
 
     if mistake == "align_corners=True":  # the resize's grid half a pixel off
         interpolate = F.interpolate

@@ -31,10 +31,10 @@ from densehuman.engine.checkpoint import save_checkpoint
 from densehuman.inference.predictor import Predictor
 from densehuman.models import fusion
 from densehuman.models.backbones import FrozenBatchNorm2d, ResNet
+from densehuman.models.branches.densepose.branch import DensePoseBranch, merge_windows
+from densehuman.models.branches.densepose.decoder import Decoder
+from densehuman.models.branches.densepose.predictor import ChartPredictor
 from densehuman.models.build import build_model
-from densehuman.models.decoder import Decoder
-from densehuman.models.densepose_branch import DensePoseBranch, merge_windows
-from densehuman.models.densepose_head import ChartPredictor
 from densehuman.models.detector import Detector
 from densehuman.models.fusion import pointwise_conv2d, prepare_for_inference, winograd_conv2d
 from densehuman.models.instances import Targets

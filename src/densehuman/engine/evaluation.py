@@ -45,7 +45,7 @@ def prediction_to_detections(
 ) -> list[Detection]:
     """Boxes back to original-image pixels (:func:`boxes_to_original`) and DensePose outputs to quantized chart
     results at box size."""
-    from densehuman.models.densepose_branch import to_chart_result
+    from densehuman.models.branches.densepose.postprocess import to_chart_result
 
     boxes, keep = boxes_to_original(prediction.boxes, resized_size, original_size)
     out = []

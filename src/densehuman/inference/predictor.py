@@ -26,7 +26,7 @@ from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_met
 from densehuman.engine.detectron2.convert import ImportedModel
 from densehuman.engine.evaluation import boxes_to_original, resize_for_test
 from densehuman.evaluation.predictions import Detection
-from densehuman.models.densepose_branch import to_chart_result
+from densehuman.models.branches.densepose.postprocess import to_chart_result
 from densehuman.models.detector import Detector
 from densehuman.models.fusion import prepare_for_inference
 from densehuman.models.instances import Prediction

@@ -7,10 +7,11 @@ import torch
 from densehuman.config import BackboneConfig, DensePoseHeadConfig, ModelConfig
 from densehuman.models.backbones import Backbone, ResNet, TimmBackbone
 from densehuman.models.box_head import BoxHead
-from densehuman.models.decoder import Decoder
-from densehuman.models.densepose_branch import DensePoseBranch
-from densehuman.models.densepose_head import ChartPredictor, DeepLabHead, V1ConvXHead
-from densehuman.models.densepose_loss import DensePoseChartLoss
+from densehuman.models.branches.densepose.branch import DensePoseBranch
+from densehuman.models.branches.densepose.decoder import Decoder
+from densehuman.models.branches.densepose.head import DeepLabHead, V1ConvXHead
+from densehuman.models.branches.densepose.loss import DensePoseChartLoss
+from densehuman.models.branches.densepose.predictor import ChartPredictor
 from densehuman.models.detector import Detector
 from densehuman.models.necks import FPN
 from densehuman.models.poolers import RoIPooler

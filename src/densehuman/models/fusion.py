@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from densehuman.models.backbones import ConvNorm, ResNet
-from densehuman.models.densepose_branch import DensePoseBranch
-from densehuman.models.densepose_head import ChartPredictor
+from densehuman.models.branches.densepose.branch import DensePoseBranch
+from densehuman.models.branches.densepose.predictor import ChartPredictor
 from densehuman.models.detector import Detector
 from densehuman.models.poolers import RoIPooler
 

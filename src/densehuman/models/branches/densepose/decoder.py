@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from densehuman.models.densepose_head import Conv2dNorm, NormName, msra_fill
+from densehuman.models.layers.conv import Conv2dNorm, NormName, msra_fill
 
 _DECODER_RESERVED = frozenset({"predictor", "in_features", "common_stride", "out_channels"})
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from densehuman.models.densepose_head import UVConfidence
+from densehuman.models.branches.densepose.predictor import UVConfidence
 from densehuman.models.instances import DensePoseOutput, DensePoseTarget
 
 _SEGM_GRID = 256.0  # annotations live on a 256 x 256 grid over the GT box
