@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from densehuman import atomic
 from densehuman.synth.generator import GENERATOR_VERSION, ImageGenerator, SynthConfig, build_generator
-from densehuman.synth.writers import CIHP_ROOT, assemble, read_record, record_path, write_image_files
+from densehuman.synth.writers import CIHP_ROOT, MHP_ROOT, assemble, read_record, record_path, write_image_files
 
 PARTIAL = ".partial"
-OWNED = ("dataset.json", "preview.jpg", "images", "annotations", "dense", "CIHP", PARTIAL)
+OWNED = ("dataset.json", "preview.jpg", "images", "annotations", "dense", "CIHP", MHP_ROOT.as_posix(), PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,7 @@ def run_synth(job: SynthJob, resume: bool = False, overwrite: bool = False, prog
             "iuv": "dense/{split}/<id>_IUV.png",
             "inds": "dense/{split}/<id>_INDS.png (value k = the image's k-th annotation in id order)",
             "cihp": f"{CIHP_ROOT.as_posix()}/{{Training,Validation}}",
+            "mhp": f"{MHP_ROOT.as_posix()}/{{train,val}} (parsing_annos/<id>_<NN>_<k>.png; list/{{train,val}}.txt)",
         },
     }
     if job.preview_count > 0:

@@ -11,6 +11,9 @@ Layout of a dataset folder::
     CIHP/instance-level_human_parsing/{Training,Validation}/
         Images/<id>.jpg  Category_ids/<id>.png  Human_ids/<id>.png  Instance_ids/<id>.png + .txt
         and {train,val}_id.txt                     (the CIHP release's own layout and file names)
+    LV-MHP-v2/{train,val}/
+        images/<id>.jpg  parsing_annos/<id>_<NN>_<k>.png   MHP v2.0: one map per person k of the image's NN
+        and list/{train,val}.txt                   (classes 0..58, mapped from CIHP's: ``densehuman.synth.mhp``)
     preview.jpg                                    a grid of samples with their labels drawn on top
 """
 
@@ -27,10 +30,12 @@ from densehuman import atomic
 from densehuman.data.dense_png import encode_iuv
 from densehuman.keypoints.layouts import COCO_KEYPOINT_NAMES, COCO_SKELETON, wholebody_to_body135
 from densehuman.synth.generator import GeneratedImage, SynthConfig
+from densehuman.synth.mhp import mhp_labels
 
 SPLITS = ("train", "val")
 CIHP_SPLIT = {"train": "Training", "val": "Validation"}
 CIHP_ROOT = Path("CIHP") / "instance-level_human_parsing"
+MHP_ROOT = Path("LV-MHP-v2")
 
 
 def image_stem(index: int) -> str:
@@ -74,6 +79,7 @@ def write_image_files(root: Path, split: str, sample: GeneratedImage, config: Sy
     atomic.write_image(cihp / "Instance_ids" / f"{stem}.png", part_instance)
     atomic.write_bytes(cihp / "Instance_ids" / f"{stem}.txt", ("\n".join(lines) + "\n").encode())
     _link_or_copy(image_path, cihp / "Images" / f"{stem}.jpg")
+    _write_mhp(root / MHP_ROOT / split, stem, image_path, sample, category)
     people = []
     for p in sample.people:
         body135 = wholebody_to_body135(p.keypoints, p.extras)
@@ -91,6 +97,20 @@ def write_image_files(root: Path, split: str, sample: GeneratedImage, config: Sy
         "people": people,
         "description": sample.description,
     }
+
+
+def _write_mhp(folder: Path, stem: str, image_path: Path, sample: GeneratedImage, category: np.ndarray) -> None:
+    """MHP v2.0: the image and one label map per annotated person, ``<id>_<NN>_<k>.png`` (person k of NN, k as in
+    ``Human_ids``), with the person's MHP classes over the whole image and 0 elsewhere. An image without people
+    has no map (the reader gives it no people)."""
+    _link_or_copy(image_path, folder / "images" / f"{stem}.jpg")
+    count = len(sample.people)
+    for k in range(1, count + 1):
+        mask = sample.instance == k
+        labels = np.zeros(mask.shape, dtype=np.uint8)
+        outfit = sample.description[k - 1].get("outfit", {})
+        labels[mask] = mhp_labels(category[mask], sample.rendered.chart[mask], outfit)
+        atomic.write_image(folder / "parsing_annos" / f"{stem}_{count:02d}_{k:02d}.png", labels)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -117,7 +137,8 @@ def categories() -> list[dict[str, Any]]:
 
 
 def assemble(root: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Write the per-split JSON files and CIHP id lists from the image records; return counts per split."""
+    """Write the per-split JSON files and the CIHP and MHP id lists from the image records; return counts per
+    split."""
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         recs = [r for r in records if r["split"] == split]
@@ -140,6 +161,9 @@ def assemble(root: Path, records: list[dict[str, Any]], info: dict[str, Any]) ->
         atomic.write_json(ann / f"body135_{split}.json", {**base, "annotations": b135, "layout": "BODY_135"})
         ids = "".join(f"{Path(im['file_name']).stem}\n" for im in images)
         atomic.write_bytes(root / CIHP_ROOT / f"{split}_id.txt", ids.encode())
+        atomic.write_bytes(root / MHP_ROOT / "list" / f"{split}.txt", ids.encode())
+        for sub in ("images", "parsing_annos"):  # a split without images or people is still an (empty) split
+            (root / MHP_ROOT / split / sub).mkdir(parents=True, exist_ok=True)
         counts[split] = {
             "images": len(images),
             "people": len(dp_anns),
