@@ -13,10 +13,26 @@ TABLE_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    text = "score DensePose results: GPS / GPSm / IOU AP and AR (official protocol), box AP, pointwise RCP"
+    text = (
+        "score DensePose results (GPS / GPSm / IOU AP and AR, box AP, pointwise RCP) or, with --task parsing, "
+        "human-parsing results (mIoU, APp, PCP, APr, APh as the official Parsing R-CNN / QANet code)"
+    )
     p = sub.add_parser("evaluate", help=text, description=text)
-    p.add_argument("--gt", required=True, help="ground truth, DensePose-COCO JSON")
-    p.add_argument("--pred", required=True, help="results JSON (challenge uv_shape/uv_data or detectron2 densepose)")
+    p.add_argument("--task", default="densepose", choices=("densepose", "parsing"), help="what to score (densepose)")
+    p.add_argument(
+        "--gt",
+        required=True,
+        help="ground truth: DensePose-COCO JSON; for parsing a CIHP / MHP v2.0 split folder, the CIHP "
+        "instance-level_human_parsing or MHP LV-MHP-v2 folder, or a `densehuman synth` dataset",
+    )
+    p.add_argument(
+        "--pred",
+        required=True,
+        help="results JSON (DensePose: challenge uv_shape/uv_data or detectron2 densepose; parsing: bbox, score, "
+        "base64 PNG parsing); for parsing, an images.json beside it maps its image ids to the split's file names",
+    )
+    p.add_argument("--dataset", choices=("cihp", "mhp"), help="parsing: the dataset (default: recognised)")
+    p.add_argument("--split", default="val", help="parsing: the split of --gt (default val)")
     p.add_argument("--body", default="anny", help="'anny' or a folder with the official SMPL evaluation files")
     p.add_argument("--mode", default="all", choices=("gps", "gpsm", "iou", "all"), help="AP mode (default all)")
     p.add_argument(
@@ -72,6 +88,8 @@ def run_fake_predictions(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.task == "parsing":
+        return run_parsing_evaluate(args)
     from densehuman.evaluation.densepose import MODES, DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import load_results
@@ -100,6 +118,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.plot and "rcp" in figures:
         plot_rcp(figures["rcp"], args.plot)
         print(f"RCP curve: {args.plot}")
+    return 0
+
+
+def run_parsing_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate --task parsing``: results image ids are the split's 1-based ``image_id``s, or ids of an
+    ``images.json`` beside the results file (the file each prediction run writes), matched to the split by file
+    stem."""
+    from dataclasses import replace
+
+    from densehuman.data.parsing_folders import open_parsing_split
+    from densehuman.evaluation.parsing import ParsingEvaluation, format_parsing_report
+    from densehuman.evaluation.parsing_results import load_parsing_results, read_image_index
+
+    started = time.perf_counter()
+    split = open_parsing_split(args.gt, args.split, args.dataset)
+    pred = Path(args.pred)
+    index_file = pred.parent / "images.json"
+    index = read_image_index(index_file, split) if index_file.is_file() else {e.image_id: e.image_id for e in split}
+    detections = load_parsing_results(
+        pred, image_ids=set(index), category_ids={1}, num_classes=split.classes.num_classes
+    )
+    detections = [replace(d, image_id=index[d.image_id]) for d in detections]
+    figures = ParsingEvaluation(split, detections, progress=not args.quiet).run()
+    figures["total_seconds"] = round(time.perf_counter() - started, 3)
+    print(format_parsing_report(figures))
+    if args.out:
+        atomic.write_json(args.out, figures, indent=1)
+        print(f"figures: {args.out}")
     return 0
 
 
