@@ -119,10 +119,14 @@ class BoxHeadConfig:
 
 @dataclass(frozen=True)
 class DensePoseHeadConfig:
-    head: str = "v1convx"  # "v1convx" (8 convs) or "deeplab" (ASPP + GroupNorm)
-    num_stacked_convs: int = 8
+    enabled: bool = True  # the branch is built (a parsing-only model turns it off)
+    head: str = "v1convx"  # "v1convx" (8 convs), "deeplab" (ASPP + GroupNorm) or "gce" (Parsing R-CNN's GCE)
+    num_stacked_convs: int = 8  # gce: the convolutions after the GCE module (PBD)
     conv_dim: int = 512
-    nonlocal_block: bool = False  # deeplab only
+    nonlocal_block: bool = False  # deeplab, gce
+    aspp_dim: int = 256  # gce: width of each ASPP branch
+    norm: str = ""  # gce: "" (Parsing R-CNN) or "GN" in every convolution
+    pss: bool = False  # without the decoder: pool every box from P2 (Parsing R-CNN's PSS) instead of by FPN level
     decoder: bool = True  # panoptic-FPN decoder (pool one stride-4 map) instead of multi-level pooling
     decoder_conv_dims: int = 256
     decoder_num_classes: int = 256
@@ -141,12 +145,60 @@ class DensePoseHeadConfig:
 
 
 @dataclass(frozen=True)
+class ParsingHeadConfig:
+    """Parsing R-CNN's human part segmentation branch (``shared/reference/parsing.md`` section 1). The defaults are
+    the paper's CIHP model; the ablation switches of its Tables 1-4 are ``pss``, ``pooler_resolution`` (ERR),
+    ``aspp`` and ``nonlocal_block`` (GCE) and ``num_convs_before`` / ``num_convs_after`` (PBD)."""
+
+    enabled: bool = False
+    dataset: str = "cihp"  # the class table: "cihp" (20 classes) or "mhp" (MHP v2.0, 59 classes)
+    pss: bool = True  # proposals separation sampling: every box pooled from P2 (False: by FPN level, P2..P5)
+    pooler_resolution: int = 32  # ERR: 32 (the paper), 14 (Mask R-CNN's)
+    pooler_sampling_ratio: int = 2
+    pooler_aligned: bool = False  # Parsing R-CNN's ROIAlign (aligned=False)
+    aspp: bool = True
+    aspp_dim: int = 256
+    nonlocal_block: bool = True
+    conv_dim: int = 512
+    num_convs_before: int = 0
+    num_convs_after: int = 4  # PBD
+    norm: str = ""  # "" (the paper) or "GN" in every head convolution (RP-R-CNN; helps training from scratch)
+    output_size: int = 128  # PRCNN.RESOLUTION
+    loss_weight: float = 2.0
+    fg_iou_threshold: float = 0.5
+    rois_per_image: int = 16  # the decoupled batch: at most this many positive RoIs per image
+    flip_test: bool = False  # test-time augmentation: the flipped image's probabilities averaged in
+
+    def __post_init__(self) -> None:
+        positive = ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1)
+        nonneg = ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0)
+        _check_ranges(
+            self,
+            {
+                "dataset": ("'cihp' or 'mhp'", lambda v: v in ("cihp", "mhp")),
+                "pooler_resolution": positive,
+                "pooler_sampling_ratio": nonneg,
+                "aspp_dim": positive,
+                "conv_dim": positive,
+                "num_convs_before": nonneg,
+                "num_convs_after": nonneg,
+                "norm": ("'' or 'GN'", lambda v: v in ("", "GN")),
+                "output_size": positive,
+                "loss_weight": ("a finite number >= 0", lambda v: _finite(v) and v >= 0),
+                "fg_iou_threshold": ("a number in [0, 1]", lambda v: _finite(v) and 0 <= v <= 1),
+                "rois_per_image": positive,
+            },
+        )
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     fpn: FPNConfig = field(default_factory=FPNConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     box_head: BoxHeadConfig = field(default_factory=BoxHeadConfig)
     densepose: DensePoseHeadConfig = field(default_factory=DensePoseHeadConfig)
+    parsing: ParsingHeadConfig = field(default_factory=ParsingHeadConfig)
     input_format: str = "BGR"  # detectron2 checkpoints take BGR 0..255
     pixel_mean: tuple[float, float, float] = (103.530, 116.280, 123.675)
     pixel_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -225,6 +277,9 @@ class SolverConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    # "densepose_coco": DensePose-COCO JSON + images (with the synthetic CIHP maps when the model parses);
+    # "cihp" / "mhp": a CIHP or MHP v2.0 folder (people and boxes from the parsing maps)
+    format: str = "densepose_coco"
     train_split: str = "train"
     val_split: str = "val"
     num_workers: int = 2
@@ -238,7 +293,15 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         nonneg = ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0)
-        _check_ranges(self, {"num_workers": nonneg, "eval_max_images": nonneg})
+        formats = ("densepose_coco", "cihp", "mhp")
+        _check_ranges(
+            self,
+            {
+                "num_workers": nonneg,
+                "eval_max_images": nonneg,
+                "format": ("one of " + ", ".join(formats), lambda v: v in formats),
+            },
+        )
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def seeded(seed: int = 0) -> Iterator[None]:
 class RecordingBranch(nn.Module):
     """A stand-in RoI branch: a learnable scalar loss; it records what the detector hands it."""
 
+    name = "densepose"  # its outputs go to Prediction.densepose
     in_features = ("p2",)
 
     def __init__(self) -> None:
@@ -55,9 +56,14 @@ class RecordingBranch(nn.Module):
         self.seen: dict[str, Any] = {}
 
     def losses(
-        self, features: dict[str, Tensor], proposals: list[Tensor], matched: list[Tensor], targets: list[Targets]
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        matched: list[Tensor],
+        targets: list[Targets],
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        self.seen = {"proposals": proposals, "matched": matched, "targets": targets}
+        self.seen = {"proposals": proposals, "matched": matched, "targets": targets, "generator": generator}
         return {"loss_recording": self.scale * features["p2"].mean() * 0 + self.scale}
 
     def predict(self, features: dict[str, Tensor], boxes: list[Tensor]) -> list[Any]:
@@ -404,7 +410,7 @@ def test_predict_sorted_inside_image_and_limited() -> None:
         assert bool((b[:, 0] >= 0).all() and (b[:, 1] >= 0).all())
         assert bool((b[:, 2] <= width).all() and (b[:, 3] <= height).all())
         assert bool(((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])).all())
-        assert prediction.densepose == ("boxes", n)  # the branch output lands in Prediction.densepose
+        assert prediction.densepose == ("boxes", n)  # the branch output lands in the field of its name
     assert all(len(p.scores) == 0 for p in det.predict(images, score_threshold=1.0))
 
 

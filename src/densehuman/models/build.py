@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from densehuman.config import BackboneConfig, DensePoseHeadConfig, ModelConfig
+from densehuman.config import BackboneConfig, DensePoseHeadConfig, ModelConfig, ParsingHeadConfig
+from densehuman.data.parsing_classes import DATASETS as PARSING_DATASETS
 from densehuman.models.backbones import Backbone, ResNet, TimmBackbone
 from densehuman.models.box_head import BoxHead
 from densehuman.models.branches.densepose.branch import DensePoseBranch
@@ -12,7 +13,11 @@ from densehuman.models.branches.densepose.decoder import Decoder
 from densehuman.models.branches.densepose.head import DeepLabHead, V1ConvXHead
 from densehuman.models.branches.densepose.loss import DensePoseChartLoss
 from densehuman.models.branches.densepose.predictor import ChartPredictor
+from densehuman.models.branches.parsing.branch import ParsingBranch
+from densehuman.models.branches.parsing.predictor import ParsingPredictor
 from densehuman.models.detector import Detector
+from densehuman.models.layers.conv import NormName
+from densehuman.models.layers.gce import GCEHead
 from densehuman.models.necks import FPN
 from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN
@@ -37,8 +42,16 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
     raise ValueError(f"model.backbone.kind must be 'resnet' or 'timm', got {cfg.kind!r}")
 
 
+def _levels_pooler(
+    in_features: tuple[str, ...], shapes: dict[str, tuple[int, int]], resolution: int, ratio: int, aligned: bool
+) -> RoIPooler:
+    return RoIPooler(resolution, [1.0 / shapes[f][1] for f in in_features], ratio, aligned)
+
+
 def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int, int]]) -> DensePoseBranch:
-    in_features = ("p2", "p3", "p4", "p5")
+    in_features: tuple[str, ...] = ("p2", "p3", "p4", "p5")
+    if cfg.pss and not cfg.decoder:
+        in_features = ("p2",)
     channels = shapes[in_features[0]][0]
     strides = [shapes[f][1] for f in in_features]
     decoder = None
@@ -49,8 +62,8 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
         pooler = RoIPooler(cfg.pooler_resolution, [1.0 / strides[0]], cfg.pooler_sampling_ratio, cfg.pooler_aligned)
         head_in = cfg.decoder_num_classes
     else:
-        pooler = RoIPooler(
-            cfg.pooler_resolution, [1.0 / s for s in strides], cfg.pooler_sampling_ratio, cfg.pooler_aligned
+        pooler = _levels_pooler(
+            in_features, shapes, cfg.pooler_resolution, cfg.pooler_sampling_ratio, cfg.pooler_aligned
         )
         head_in = channels
     head: torch.nn.Module
@@ -58,8 +71,17 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
         head = V1ConvXHead(head_in, cfg.num_stacked_convs, cfg.conv_dim)
     elif cfg.head == "deeplab":
         head = DeepLabHead(head_in, cfg.num_stacked_convs, cfg.conv_dim, use_nonlocal=cfg.nonlocal_block)
+    elif cfg.head == "gce":
+        head = GCEHead(
+            head_in,
+            conv_dim=cfg.conv_dim,
+            aspp_dim=cfg.aspp_dim,
+            use_nonlocal=cfg.nonlocal_block,
+            num_convs_after=cfg.num_stacked_convs,
+            norm=_norm_name(cfg.norm, "model.densepose.norm"),
+        )
     else:
-        raise ValueError(f"model.densepose.head must be 'v1convx' or 'deeplab', got {cfg.head!r}")
+        raise ValueError(f"model.densepose.head must be 'v1convx', 'deeplab' or 'gce', got {cfg.head!r}")
     if cfg.uv_confidence not in ("", "iid_iso", "indep_aniso"):
         raise ValueError(
             f"model.densepose.uv_confidence must be '', 'iid_iso' or 'indep_aniso', got {cfg.uv_confidence!r}"
@@ -88,8 +110,42 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
     return DensePoseBranch(in_features, pooler, head, predictor, loss, decoder, cfg.fg_iou_threshold)
 
 
+def _norm_name(value: str, key: str) -> NormName:
+    if value not in ("", "GN"):
+        raise ValueError(f"{key} must be '' or 'GN', got {value!r}")
+    return "GN" if value == "GN" else ""
+
+
+def build_parsing_branch(cfg: ParsingHeadConfig, shapes: dict[str, tuple[int, int]]) -> ParsingBranch:
+    """Parsing R-CNN's branch: PSS (P2 only) or FPN-level pooling, the GCE head with PBD, the predictor."""
+    classes = PARSING_DATASETS[cfg.dataset]
+    in_features = ("p2",) if cfg.pss else ("p2", "p3", "p4", "p5")
+    pooler = _levels_pooler(in_features, shapes, cfg.pooler_resolution, cfg.pooler_sampling_ratio, cfg.pooler_aligned)
+    head = GCEHead(
+        shapes["p2"][0],
+        conv_dim=cfg.conv_dim,
+        aspp_dim=cfg.aspp_dim,
+        aspp=cfg.aspp,
+        use_nonlocal=cfg.nonlocal_block,
+        num_convs_before=cfg.num_convs_before,
+        num_convs_after=cfg.num_convs_after,
+        norm=_norm_name(cfg.norm, "model.parsing.norm"),
+    )
+    predictor = ParsingPredictor(cfg.conv_dim, classes.num_classes, cfg.output_size)
+    return ParsingBranch(
+        in_features,
+        pooler,
+        head,
+        predictor,
+        classes.flip_permutation().tolist(),
+        loss_weight=cfg.loss_weight,
+        fg_iou_threshold=cfg.fg_iou_threshold,
+        rois_per_image=cfg.rois_per_image,
+    )
+
+
 def build_model(cfg: ModelConfig) -> Detector:
-    """DensePose R-CNN from its config (backbone -> FPN -> RPN -> box head, DensePose branch)."""
+    """DensePose / Parsing R-CNN from its config (backbone -> FPN -> RPN -> box head -> the enabled branches)."""
     if cfg.input_format not in ("BGR", "RGB"):
         raise ValueError(f"model.input_format must be 'BGR' or 'RGB', got {cfg.input_format!r}")
     backbone = build_backbone(cfg.backbone)
@@ -128,13 +184,18 @@ def build_model(cfg: ModelConfig) -> Detector:
         detections_per_image=b.detections_per_image,
         class_agnostic=b.class_agnostic,
     )
-    densepose = build_densepose_branch(cfg.densepose, shapes)
+    # The DensePose branch first: detectron2 checkpoints map onto ``extra_heads.0``.
+    branches: list[torch.nn.Module] = []
+    if cfg.densepose.enabled:
+        branches.append(build_densepose_branch(cfg.densepose, shapes))
+    if cfg.parsing.enabled:
+        branches.append(build_parsing_branch(cfg.parsing, shapes))
     return Detector(
         backbone,
         neck,
         rpn,
         box_head,
-        extra_heads=(densepose,),
+        extra_heads=branches,  # type: ignore[arg-type]
         pixel_mean=cfg.pixel_mean,
         pixel_std=cfg.pixel_std,
         input_format=cfg.input_format,

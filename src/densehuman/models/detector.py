@@ -22,14 +22,16 @@ from densehuman.models.rpn import RPN
 
 
 class RoIBranch(Protocol):
-    """A per-instance task on RoI features (e.g. the DensePose branch); an ``nn.Module`` in practice.
+    """A per-instance task on RoI features (DensePose, parsing); an ``nn.Module`` in practice.
 
-    ``losses`` gets, per image, the foreground proposals sampled by the box head (K, 4) and the index (K,) of the
-    GT box each is matched to in ``targets[i]`` (detectron2's ``select_foreground_proposals``); it returns
+    ``name`` is the ``Prediction`` field its outputs go to. ``losses`` gets, per image, the foreground proposals
+    sampled by the box head (K, 4) and the index (K,) of the GT box each is matched to in ``targets[i]``
+    (detectron2's ``select_foreground_proposals``), and the generator of the run's sampling; it returns
     ``{"loss_<branch>_<term>": scalar}``. ``predict`` gets the detected boxes per image and returns one result per
-    image (stored in ``Prediction.densepose``).
+    image.
     """
 
+    name: str
     in_features: tuple[str, ...]
 
     def losses(
@@ -38,6 +40,7 @@ class RoIBranch(Protocol):
         proposals: list[Tensor],
         matched: list[Tensor],
         targets: list[Targets],
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]: ...
 
     def predict(self, features: dict[str, Tensor], boxes: list[Tensor]) -> list[Any]: ...
@@ -162,7 +165,7 @@ class Detector(nn.Module):
         if self._branches:
             fg_boxes, fg_matched = select_foreground(sampled, self.box_head.num_classes)
             for head in self._branches:
-                head_losses = head.losses(features, fg_boxes, fg_matched, targets)
+                head_losses = head.losses(features, fg_boxes, fg_matched, targets, generator=generator)
                 clash = set(head_losses) & set(losses)
                 if clash:
                     raise ValueError(f"{type(head).__name__} returns loss names already used: {sorted(clash)}")
@@ -170,9 +173,14 @@ class Detector(nn.Module):
         return losses
 
     @torch.no_grad()
-    def predict(self, images: Sequence[Tensor], score_threshold: float | None = None) -> list[Prediction]:
-        """Detections per image (boxes in the pixels of the given images, scores decreasing), with the last extra
-        head's per-image output in ``Prediction.densepose``. Needs eval mode (``model.eval()``)."""
+    def predict(
+        self, images: Sequence[Tensor], score_threshold: float | None = None, flip_test: bool = False
+    ) -> list[Prediction]:
+        """Detections per image (boxes in the pixels of the given images, scores decreasing), each branch's output
+        in the ``Prediction`` field of its name. Needs eval mode (``model.eval()``).
+
+        ``flip_test``: branches that support it (parsing) also see the horizontally flipped images and average the
+        two (test-time augmentation); the detections themselves come from the images as given."""
         if self.training:
             raise RuntimeError("Detector.predict needs eval mode: call model.eval() first")
         batch, sizes = self.preprocess(images)
@@ -183,9 +191,16 @@ class Detector(nn.Module):
         detections = self.box_head.predict(features, proposals, sizes, score_threshold)
         predictions = [Prediction(boxes, scores, classes) for boxes, scores, classes in detections]
         boxes = [p.boxes for p in predictions]
+        flipped: dict[str, Tensor] | None = None
         for head in self._branches:
-            for prediction, output in zip(predictions, head.predict(features, boxes), strict=True):
-                prediction.densepose = output
+            if flip_test and hasattr(head, "flip_permutation"):
+                if flipped is None:
+                    flipped = self.features(self.preprocess([image.flip(-1) for image in images])[0])
+                outputs = head.predict(features, boxes, flipped=flipped, widths=[w for _, w in sizes])  # type: ignore[call-arg]
+            else:
+                outputs = head.predict(features, boxes)
+            for prediction, output in zip(predictions, outputs, strict=True):
+                setattr(prediction, head.name, output)
         return predictions
 
 

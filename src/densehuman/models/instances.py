@@ -37,6 +37,19 @@ class DensePoseTarget:
 
 
 @dataclass
+class ParsingMaps:
+    """The part labels of one image's GT people, in the pixels of the (transformed) image: ``labels[k]`` holds box
+    k's person's part labels where that person is (0 elsewhere); ``has[k]`` says whether box k has parsing labels
+    at all (people of a dataset without parsing, crowd boxes: False)."""
+
+    labels: torch.Tensor  # (N, H, W) uint8
+    has: torch.Tensor  # (N,) bool
+
+    def to(self, device: torch.device | str) -> ParsingMaps:
+        return ParsingMaps(self.labels.to(device), self.has.to(device))
+
+
+@dataclass
 class Targets:
     """Ground truth of one image for training."""
 
@@ -44,6 +57,7 @@ class Targets:
     classes: torch.Tensor  # (N,) int64, 0-based (person = 0)
     densepose: list[DensePoseTarget | None] = field(default_factory=list)  # len N; None: no DensePose points
     crowd: torch.Tensor | None = None  # (N,) bool; crowd boxes are neither positives nor negatives
+    parsing: ParsingMaps | None = None  # human part labels of the N boxes
 
     def to(self, device: torch.device | str) -> Targets:
         return Targets(
@@ -51,6 +65,7 @@ class Targets:
             self.classes.to(device),
             [None if d is None else d.to(device) for d in self.densepose],
             None if self.crowd is None else self.crowd.to(device),
+            None if self.parsing is None else self.parsing.to(device),
         )
 
 
@@ -92,10 +107,25 @@ class DensePoseOutput:
 
 
 @dataclass
+class ParsingOutput:
+    """Part probabilities (softmax over the classes) of K boxes on the branch's square grid over each box."""
+
+    probs: torch.Tensor  # (K, C, S, S)
+
+    def __len__(self) -> int:
+        return int(self.probs.shape[0])
+
+    def index(self, sel: slice | torch.Tensor) -> ParsingOutput:
+        return ParsingOutput(self.probs[sel])
+
+
+@dataclass
 class Prediction:
-    """Detections of one image, in the pixels of the image as given to ``predict``."""
+    """Detections of one image, in the pixels of the image as given to ``predict``, with each branch's output
+    (the field named as the branch: ``densepose``, ``parsing``)."""
 
     boxes: torch.Tensor  # (N, 4) xyxy
     scores: torch.Tensor  # (N,)
     classes: torch.Tensor  # (N,) int64
     densepose: DensePoseOutput | None = None
+    parsing: ParsingOutput | None = None

@@ -18,6 +18,7 @@ from densehuman.config import (
     FPNConfig,
     InputConfig,
     ModelConfig,
+    ParsingHeadConfig,
     RPNConfig,
     SolverConfig,
 )
@@ -149,6 +150,95 @@ def densepose_rcnn_tiny_cpu() -> Config:
     return replace(base, model=replace(base.model, densepose=head))
 
 
+# --- Parsing R-CNN (soeaver/Parsing-R-CNN ``cfgs/CIHP``, ``cfgs/MHP-v2``, ``cfgs/DensePose_COCO``) ----------------
+
+# Detectron's (caffe2) BGR pixel means, which Parsing R-CNN's ImageNet ResNets expect.
+_DETECTRON1_MEAN = (102.9801, 115.9465, 122.7717)
+
+
+def parsing_rcnn_r50_fpn() -> Config:
+    """Parsing R-CNN, the paper's CIHP model (``e2e_parsing_rcnn_R-50-FPN_1x``): PSS, 32x32 RoIs, GCE, 4 PBD
+    convs, 128x128 logits; trained on CIHP folders (``data.format=cihp``), 45k iterations of 16 images."""
+    base = densepose_rcnn_r50_fpn()
+    model = replace(
+        base.model,
+        densepose=replace(base.model.densepose, enabled=False),
+        parsing=ParsingHeadConfig(enabled=True),
+        pixel_mean=_DETECTRON1_MEAN,
+    )
+    solver = SolverConfig(
+        ims_per_batch=16,
+        base_lr=0.02,
+        warmup_iters=500,
+        warmup_factor=0.01,
+        steps=(30_000, 40_000),
+        max_iter=45_000,
+    )
+    inputs = InputConfig(min_size_train=(512, 640, 704, 768, 800, 864), max_size_train=1400)
+    return Config(
+        name="parsing_rcnn_r50_fpn",
+        model=model,
+        input=inputs,
+        solver=solver,
+        data=DataConfig(format="cihp"),
+    )
+
+
+def parsing_rcnn_r50_fpn_mhp() -> Config:
+    """Parsing R-CNN on MHP v2.0 (59 classes, 24k iterations, steps 15k / 20k)."""
+    base = parsing_rcnn_r50_fpn()
+    model = replace(base.model, parsing=replace(base.model.parsing, dataset="mhp"))
+    solver = replace(base.solver, steps=(15_000, 20_000), max_iter=24_000)
+    return replace(base, name="parsing_rcnn_r50_fpn_mhp", model=model, solver=solver, data=DataConfig(format="mhp"))
+
+
+def densepose_parsing_rcnn_r50_fpn() -> Config:
+    """DensePose with Parsing R-CNN's head (the COCO 2018 challenge winner, ``e2e_parsing_rcnn_R-50-FPN_s1x_ms``):
+    every box pooled from P2 at 32x32, the GCE head with 4 convs after it, 128x128 outputs, 15-channel S, loss
+    weights 2.0 / 0.3 / 0.1, base LR 0.002."""
+    base = densepose_rcnn_r50_fpn()
+    head = DensePoseHeadConfig(
+        head="gce",
+        nonlocal_block=True,
+        num_stacked_convs=4,
+        decoder=False,
+        pss=True,
+        pooler_resolution=32,
+        heatmap_size=128,
+        num_coarse_segm=15,
+        index_weight=2.0,
+        part_weight=0.3,
+        point_regression_weight=0.1,
+    )
+    model = replace(base.model, densepose=head, pixel_mean=_DETECTRON1_MEAN)
+    inputs = InputConfig(min_size_train=(512, 640, 704, 768, 800, 864), max_size_train=1400)
+    solver = replace(base.solver, base_lr=0.002)
+    return replace(base, name="densepose_parsing_rcnn_r50_fpn", model=model, input=inputs, solver=solver)
+
+
+def _parsing_cpu(name: str, densepose: bool) -> Config:
+    """CPU-sized Parsing R-CNN trained from scratch: the resnet18 CPU detector, a 64-channel GCE head with
+    GroupNorm in every convolution (no ImageNet weights to start from), 64x64 logits."""
+    base = _cpu(name, "resnet18", 64)
+    parsing = ParsingHeadConfig(enabled=True, aspp_dim=64, conv_dim=64, norm="GN", output_size=64, rois_per_image=16)
+    dp = replace(base.model.densepose, enabled=densepose)
+    return replace(
+        base,
+        model=replace(base.model, densepose=dp, parsing=parsing),
+        data=replace(base.data, format="densepose_coco" if densepose else "cihp"),
+    )
+
+
+def parsing_rcnn_cpu() -> Config:
+    """CPU: Parsing R-CNN from scratch on a CIHP folder (or a synthetic dataset's): resnet18, 64-channel heads."""
+    return _parsing_cpu("parsing_rcnn_cpu", densepose=False)
+
+
+def densepose_parsing_rcnn_cpu() -> Config:
+    """CPU: one model with both branches (DensePose and parsing), trained on a synthetic dataset's two labels."""
+    return _parsing_cpu("densepose_parsing_rcnn_cpu", densepose=True)
+
+
 PRESETS: dict[str, Callable[[], Config]] = {
     f.__name__: f
     for f in (
@@ -164,6 +254,11 @@ PRESETS: dict[str, Callable[[], Config]] = {
         densepose_rcnn_mobilenetv3_cpu,
         densepose_rcnn_spnasnet_cpu,
         densepose_rcnn_tiny_cpu,
+        parsing_rcnn_r50_fpn,
+        parsing_rcnn_r50_fpn_mhp,
+        densepose_parsing_rcnn_r50_fpn,
+        parsing_rcnn_cpu,
+        densepose_parsing_rcnn_cpu,
     )
 }
 

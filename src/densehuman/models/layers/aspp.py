@@ -8,46 +8,54 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densehuman.models.layers.conv import NormName, norm_layer
+
 
 class ASPP(nn.Module):
-    """DeepLabV3 atrous spatial pyramid pooling with GroupNorm(32) (detectron2's copy of torchvision's, whose
-    projection has no norm): 1x1, three dilated 3x3 and an image-pooling branch, concatenated, 1x1 + ReLU."""
+    """A 1x1 convolution, one dilated 3x3 convolution per rate and an image-pooling branch (global average pool,
+    1x1 convolution, bilinear broadcast back), each ``out_channels`` wide with ``norm`` and ReLU, concatenated and
+    projected by a 1x1 convolution + ReLU to ``project_channels`` (default ``out_channels``).
 
-    def __init__(self, in_channels: int, atrous_rates: Sequence[int], out_channels: int) -> None:
+    ``norm="GN"`` with a bias-free projection is detectron2's DensePose copy of torchvision's block (its parameter
+    names: ``convs.<k>.<layer>``, ``project.0``); ``norm=""`` with biases everywhere is Parsing R-CNN's GCE part
+    (``rcnn/modeling/parsing_rcnn/heads/gce_heads.py``: rates 6, 12, 18, no norm).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        atrous_rates: Sequence[int],
+        out_channels: int,
+        norm: NormName = "GN",
+        project_channels: int | None = None,
+        project_bias: bool = False,
+    ) -> None:
         super().__init__()
-        if out_channels % 32:
-            raise ValueError(f"ASPP uses GroupNorm(32): out_channels must be divisible by 32, got {out_channels}")
-        branches: list[nn.Module] = [
-            nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.GroupNorm(32, out_channels), nn.ReLU()
-            )
-        ]
+        bias = norm == ""
+
+        def block(*layers: nn.Module) -> nn.Sequential:
+            norm_module = norm_layer(norm, out_channels)
+            return nn.Sequential(*layers, *([norm_module] if norm_module is not None else []), nn.ReLU())
+
+        branches: list[nn.Module] = [block(nn.Conv2d(in_channels, out_channels, 1, bias=bias))]
         for rate in atrous_rates:
-            branches.append(
-                nn.Sequential(
-                    nn.Conv2d(in_channels, out_channels, 3, padding=rate, dilation=rate, bias=False),
-                    nn.GroupNorm(32, out_channels),
-                    nn.ReLU(),
-                )
-            )
-        branches.append(
-            nn.Sequential(
-                nn.AdaptiveAvgPool2d(1),
-                nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                nn.GroupNorm(32, out_channels),
-                nn.ReLU(),
-            )
-        )
+            branches.append(block(nn.Conv2d(in_channels, out_channels, 3, padding=rate, dilation=rate, bias=bias)))
+        branches.append(block(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=bias)))
         self.convs = nn.ModuleList(branches)
-        self.project = nn.Sequential(nn.Conv2d(len(branches) * out_channels, out_channels, 1, bias=False), nn.ReLU())
+        project = project_channels or out_channels
+        self.out_channels = project
+        self.project = nn.Sequential(nn.Conv2d(len(branches) * out_channels, project, 1, bias=project_bias), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [conv(x) for conv in self.convs[:-1]]
-        avg_pool, conv, norm, relu = self.convs[-1].children()
-        pooled = conv(avg_pool(x))  # (N, C, 1, 1)
-        # PyTorch's GroupNorm refuses a single value per group (one RoI, 32 channels); duplicating the value keeps
-        # the group's mean and variance, so the result is unchanged
-        single = pooled.shape[0] * pooled.shape[1] == 32
-        pooled = norm(pooled.expand(-1, -1, 1, 2))[..., :1] if single else norm(pooled)
-        outs.append(F.interpolate(relu(pooled), size=x.shape[-2:], mode="bilinear", align_corners=False))
+        pool_branch = list(self.convs[-1].children())
+        pooled = pool_branch[1](pool_branch[0](x))  # (N, C, 1, 1)
+        for layer in pool_branch[2:]:
+            if isinstance(layer, nn.GroupNorm) and pooled.shape[0] * pooled.shape[1] == layer.num_groups:
+                # PyTorch's GroupNorm refuses a single value per group (one RoI, one channel per group);
+                # duplicating the value keeps the group's mean and variance, so the result is unchanged
+                pooled = layer(pooled.expand(-1, -1, 1, 2))[..., :1]
+            else:
+                pooled = layer(pooled)
+        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
         return self.project(torch.cat(outs, dim=1))

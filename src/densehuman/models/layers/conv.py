@@ -18,13 +18,14 @@ def msra_fill(module: nn.Conv2d | nn.ConvTranspose2d) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _norm(norm: NormName, channels: int) -> nn.Module | None:
+def norm_layer(norm: NormName, channels: int) -> nn.Module | None:
+    """None for ``""``; ``GroupNorm(32)`` for ``"GN"`` (detectron2's), fewer groups for narrow layers (a width below
+    32 or not divisible by it: the largest divisor up to 32)."""
     if norm == "":
         return None
     if norm == "GN":
-        if channels % 32:
-            raise ValueError(f"GroupNorm(32) needs a channel count divisible by 32, got {channels}")
-        return nn.GroupNorm(32, channels)
+        groups = 32 if channels % 32 == 0 else max(g for g in range(1, 33) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
     raise ValueError(f"norm must be '' or 'GN', got {norm!r}")
 
 
@@ -45,7 +46,7 @@ class Conv2dNorm(nn.Conv2d):
         relu: bool = False,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=norm == "")
-        self.norm = _norm(norm, out_channels)
+        self.norm = norm_layer(norm, out_channels)
         self.relu = relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,8 @@ class DensePoseBranch(nn.Module):
     are used.
     """
 
+    name = "densepose"
+
     def __init__(
         self,
         in_features: Sequence[str],
@@ -140,6 +142,7 @@ class DensePoseBranch(nn.Module):
         proposals: Sequence[torch.Tensor],
         matched: Sequence[torch.Tensor],
         targets: Sequence[Targets],
+        generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """DensePose losses of the foreground ``proposals`` (K_n, 4) of each image, ``matched`` (K_n,) giving the
         index of each one's GT box in ``targets[n]``. With no usable proposal every loss is 0 with a graph that
