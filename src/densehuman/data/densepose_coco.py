@@ -31,11 +31,13 @@ import torch
 from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
-from densehuman.models.instances import DensePoseTarget, Targets
+from densehuman.data.parsing_classes import ParsingClasses
+from densehuman.data.parsing_folders import ParsingEntry, ParsingSplit
+from densehuman.models.instances import DensePoseTarget, ParsingMaps, Targets
 from densehuman.validation import InputError, read_json
 from densehuman.validation.coco import DENSEPOSE_COCO, DP_GRID, validate_coco
 from densehuman.validation.coco import DP_POINT_KEYS as _DP_POINT_KEYS
-from densehuman.validation.images import read_image
+from densehuman.validation.images import read_image, read_label_map
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class _Person:
     crowd: bool
     points: np.ndarray | None  # (5, P) float32 rows x, y, I, U, V
     masks: tuple[Any, ...] | None  # the 14 dp_masks entries (RLE dicts or falsy)
+    rank: int = 0  # 1-based position among the image's annotations in id order (its id in the INDS / Human_ids maps)
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,25 @@ class DensePoseCocoDataset(Dataset[DensePoseSample]):
     ``images/{split}/`` for ours). ``require_densepose_images`` keeps only images with at least one annotation
     that has DensePose points; ``skip_empty`` keeps only images with at least one non-crowd person box (for
     training; evaluation wants every image).
+
+    ``parsing``: the CIHP split of the same images (``densehuman synth`` writes both): each person's part labels
+    join the targets (``Targets.parsing``), person k of ``Human_ids`` being the image's k-th annotation in id order,
+    as in the synthetic layout.
     """
 
     def __init__(
-        self, annotations: Path, images: Path, *, require_densepose_images: bool = False, skip_empty: bool = False
+        self,
+        annotations: Path,
+        images: Path,
+        *,
+        require_densepose_images: bool = False,
+        skip_empty: bool = False,
+        parsing: ParsingSplit | None = None,
     ) -> None:
         self.annotations = Path(annotations)
         self.images = Path(images)
+        self.parsing = parsing
+        self._parsing_entries = {e.name: e for e in parsing.entries} if parsing is not None else {}
         if not self.images.is_dir():
             raise FileNotFoundError(f"{self.images}: no image folder there")
         data = _load_json(self.annotations)
@@ -124,6 +139,11 @@ class DensePoseCocoDataset(Dataset[DensePoseSample]):
         lo, hi = self._offsets[index], self._offsets[index + 1]
         record: _ImageRecord = pickle.loads(self._blob[lo:hi].tobytes())
         return record
+
+    def _parsing_maps(self, record: _ImageRecord, path: Path, size: tuple[int, int]) -> ParsingMaps:
+        assert self.parsing is not None
+        entry = self._parsing_entries.get(Path(record.file_name).stem)
+        return _parsing_maps_of(entry, record.people, self.parsing.classes, size)
 
     def check_image_files(self) -> None:
         """Every image file the annotations name exists: an ``InputError`` naming the first missing one (and how
@@ -157,6 +177,8 @@ class DensePoseCocoDataset(Dataset[DensePoseSample]):
             densepose=[_densepose_target(p, self.annotations) for p in people],
             crowd=torch.tensor([p.crowd for p in people], dtype=torch.bool),
         )
+        if self.parsing is not None:
+            targets.parsing = self._parsing_maps(record, path, image.shape[:2])
         return DensePoseSample(
             image=image,
             image_id=record.image_id,
@@ -167,17 +189,50 @@ class DensePoseCocoDataset(Dataset[DensePoseSample]):
         )
 
 
-def synthetic_split(root: Path, split: str, **options: bool) -> DensePoseCocoDataset:
-    """One split of a ``densehuman synth`` dataset: ``annotations/densepose_{split}.json`` over ``images/{split}``.
+def _parsing_maps_of(
+    entry: ParsingEntry | None, people: tuple[_Person, ...], classes: ParsingClasses, size: tuple[int, int]
+) -> ParsingMaps:
+    labels = torch.zeros((len(people), *size), dtype=torch.uint8)
+    has = torch.zeros(len(people), dtype=torch.bool)
+    if entry is None or entry.category is None or entry.human is None or not people:
+        return ParsingMaps(labels, has)
+    category = read_label_map(entry.category, classes.num_classes)
+    human = read_label_map(entry.human, ignore=None)
+    if category.shape != size or human.shape != size:
+        raise ValueError(f"{entry.category}: parsing maps of {category.shape}, the image is {size}")
+    for k, person in enumerate(people):
+        if person.crowd:
+            continue
+        labels[k] = torch.from_numpy(np.where(human == person.rank, category, 0))
+        has[k] = True
+    return ParsingMaps(labels, has)
 
-    ``options`` are passed on to ``DensePoseCocoDataset`` (``require_densepose_images``, ``skip_empty``).
-    """
+
+def synthetic_split(
+    root: Path,
+    split: str,
+    *,
+    require_densepose_images: bool = False,
+    skip_empty: bool = False,
+    parsing: bool = False,
+) -> DensePoseCocoDataset:
+    """One split of a ``densehuman synth`` dataset: ``annotations/densepose_{split}.json`` over ``images/{split}``,
+    with the CIHP maps of the same images when ``parsing`` (see ``DensePoseCocoDataset``)."""
     root = Path(root)
     path = root / "annotations" / f"densepose_{split}.json"
     if not path.is_file():
         have = sorted(p.stem.removeprefix("densepose_") for p in root.glob("annotations/densepose_*.json"))
         raise FileNotFoundError(f"{path}: no such split in {root} (splits there: {', '.join(have) or 'none'})")
-    return DensePoseCocoDataset(path, root / "images" / split, **options)
+    from densehuman.data.parsing_folders import open_parsing_split
+
+    maps = open_parsing_split(root, split, "cihp") if parsing else None
+    return DensePoseCocoDataset(
+        path,
+        root / "images" / split,
+        require_densepose_images=require_densepose_images,
+        skip_empty=skip_empty,
+        parsing=maps,
+    )
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -218,6 +273,9 @@ def _parse(data: dict[str, Any], path: Path) -> tuple[tuple[tuple[int, str], ...
     contiguous = {cid: k for k, cid in enumerate(sorted(cats))}
     images = {int(im["id"]): im for im in data["images"]}
     people: dict[int, list[_Person]] = {iid: [] for iid in images}
+    ranks: dict[int, int] = {}  # annotation id -> its 1-based position among its image's annotations (id order)
+    for ids in _ids_by_image(data["annotations"]).values():
+        ranks.update({aid: k for k, aid in enumerate(sorted(ids), start=1)})
     for ann in data["annotations"]:
         x, y, w, h = (float(b) for b in ann["bbox"])
         if w <= 0 or h <= 0:
@@ -228,7 +286,8 @@ def _parse(data: dict[str, Any], path: Path) -> tuple[tuple[tuple[int, str], ...
         if points is not None and ann.get("dp_masks") is not None:
             masks = tuple(ann["dp_masks"]) if any(ann["dp_masks"]) else None
         category = contiguous[int(ann["category_id"])]
-        person = _Person(int(ann["id"]), (x, y, x + w, y + h), category, crowd, points, masks)
+        aid = int(ann["id"])
+        person = _Person(aid, (x, y, x + w, y + h), category, crowd, points, masks, ranks[aid])
         people[int(ann["image_id"])].append(person)
     records = [
         _ImageRecord(
@@ -241,6 +300,13 @@ def _parse(data: dict[str, Any], path: Path) -> tuple[tuple[tuple[int, str], ...
         for iid, im in images.items()
     ]
     return tuple((cid, cats[cid]) for cid in sorted(cats)), records
+
+
+def _ids_by_image(annotations: list[dict[str, Any]]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for ann in annotations:
+        out.setdefault(int(ann["image_id"]), []).append(int(ann["id"]))
+    return out
 
 
 def _points(ann: dict[str, Any]) -> np.ndarray | None:

@@ -6,11 +6,12 @@ composed as a list with ``apply_transforms``. A transform's ``deterministic`` is
 depend on the generator (what a test-time pipeline needs).
 
 DensePose annotations are relative to their GT box (points in [0, 256] of the box, masks on a 256 x 256 grid over
-it), so resizing changes only the boxes; a flip mirrors the boxes and, inside each box, the points (x -> 256 - x,
-detectron2's convention), the masks and the chart labels: chart I becomes ``POINT_LABEL_SYMMETRIES[I]``, the coarse
-mask label k becomes ``MASK_LABEL_SYMMETRIES[k]`` and (U, V) follow the UV symmetry of the body surface. Our Anny
-charts are laid out as exact mirror images, so there (U, V) -> (1 - U, V) (``MirrorUV``); the official SMPL-based
-layout needs DensePose's ``UV_symmetry_transforms.mat`` (``UVSymmetry``).
+it), so resizing changes only the boxes (and the parsing maps, resized nearest); a flip mirrors the boxes and,
+inside each box, the points (x -> 256 - x, detectron2's convention), the masks and the chart labels: chart I
+becomes ``POINT_LABEL_SYMMETRIES[I]``, the coarse mask label k becomes ``MASK_LABEL_SYMMETRIES[k]`` and (U, V)
+follow the UV symmetry of the body surface. Our Anny charts are laid out as exact mirror images, so there (U, V) ->
+(1 - U, V) (``MirrorUV``); the official SMPL-based layout needs DensePose's ``UV_symmetry_transforms.mat``
+(``UVSymmetry``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from PIL import Image
 
 from densehuman.body.charts import MASK_LABEL_SYMMETRIES, NUM_CHARTS, POINT_LABEL_SYMMETRIES
 from densehuman.data.densepose_coco import DP_GRID, DensePoseSample
-from densehuman.models.instances import DensePoseTarget, Targets
+from densehuman.data.parsing_classes import CIHP
+from densehuman.models.branches.parsing.targets import interpolate_nearest
+from densehuman.models.instances import DensePoseTarget, ParsingMaps, Targets
 
 if TYPE_CHECKING:
     from densehuman.body.surface import BodySurface
@@ -119,11 +122,15 @@ class ResizeShortestEdge:
         image = resize_bilinear(sample.image, new_h, new_w)
         scale = torch.tensor([new_w / w, new_h / h, new_w / w, new_h / h], dtype=torch.float32)
         t = sample.targets
+        parsing = None
+        if t.parsing is not None:  # label maps: nearest neighbour, never blended
+            parsing = ParsingMaps(interpolate_nearest(t.parsing.labels, (new_h, new_w)), t.parsing.has)
         targets = Targets(
             boxes=t.boxes * scale,
             classes=t.classes,
             densepose=[None if d is None else dataclasses.replace(d, box=d.box * scale) for d in t.densepose],
             crowd=t.crowd,
+            parsing=parsing,
         )
         return dataclasses.replace(sample, image=image, targets=targets)
 
@@ -203,6 +210,8 @@ class RandomFlip:
 
     ``chart_permutation`` (25 entries, background first) and ``mask_permutation`` (15) must be involutions;
     ``uv_flip`` maps (U, V) on an original chart to its mirror chart (default ``MirrorUV()``, right for Anny).
+    ``parsing_permutation`` swaps the left and right part classes of parsing maps (CIHP's by default; MHP's for
+    MHP v2.0: ``ParsingClasses.flip_permutation()``).
     """
 
     def __init__(
@@ -211,6 +220,7 @@ class RandomFlip:
         chart_permutation: Sequence[int] = POINT_LABEL_SYMMETRIES,
         uv_flip: UVFlip | None = None,
         mask_permutation: Sequence[int] = MASK_LABEL_SYMMETRIES,
+        parsing_permutation: Sequence[int] | None = None,
     ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"flip probability must be in [0, 1], got {prob}")
@@ -218,6 +228,8 @@ class RandomFlip:
         self.chart_permutation = _involution(chart_permutation, NUM_CHARTS + 1, "chart_permutation")
         self.mask_permutation = _involution(mask_permutation, len(MASK_LABEL_SYMMETRIES), "mask_permutation")
         self.uv_flip: UVFlip = MirrorUV() if uv_flip is None else uv_flip
+        table = CIHP.flip_permutation().tolist() if parsing_permutation is None else list(parsing_permutation)
+        self.parsing_permutation = _involution(table, len(table), "parsing_permutation")
 
     def __repr__(self) -> str:
         return f"RandomFlip(prob={self.prob}, uv_flip={self.uv_flip!r})"
@@ -235,11 +247,18 @@ class RandomFlip:
         """The mirrored sample (no randomness)."""
         width = sample.size[1]
         t = sample.targets
+        parsing = None
+        if t.parsing is not None:
+            if t.parsing.labels.numel() and int(t.parsing.labels.max()) >= len(self.parsing_permutation):
+                raise ValueError(f"parsing labels beyond the {len(self.parsing_permutation)} classes of the flip table")
+            swap = torch.from_numpy(self.parsing_permutation.astype(np.uint8))
+            parsing = ParsingMaps(swap[t.parsing.labels.flip(-1).long()], t.parsing.has)
         targets = Targets(
             boxes=_mirror_boxes(t.boxes, width),
             classes=t.classes,
             densepose=[None if d is None else self.flip_target(d, width) for d in t.densepose],
             crowd=t.crowd,
+            parsing=parsing,
         )
         image = np.ascontiguousarray(sample.image[:, ::-1])
         meta = {**sample.meta, "flipped": not sample.meta.get("flipped", False)}
@@ -321,10 +340,12 @@ def train_transforms(
     flip_prob: float = 0.5,
     uv_flip: UVFlip | None = None,
     color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    parsing_permutation: Sequence[int] | None = None,
 ) -> list[Transform]:
     """detectron2's DensePose training augmentation (resize to a random short edge, random flip), plus an
     optional ``ColorJitter(*color)``."""
-    out: list[Transform] = [ResizeShortestEdge(short_edges, max_size), RandomFlip(flip_prob, uv_flip=uv_flip)]
+    flip = RandomFlip(flip_prob, uv_flip=uv_flip, parsing_permutation=parsing_permutation)
+    out: list[Transform] = [ResizeShortestEdge(short_edges, max_size), flip]
     if any(color):
         out.append(ColorJitter(*color))
     return out
