@@ -82,9 +82,30 @@ def predict_split(
 
 
 def build_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Module, int], dict[str, Any]] | None:
-    """A callable that scores a model on the validation split (None when the dataset has no such split)."""
+    """A callable that scores a model on the validation split (None when there is nothing to score it on): the
+    DensePose figures (GPS / GPSm / IOU AP, box AP) of a DensePose branch on the DensePose-COCO val split, and the
+    parsing figures (mIoU, APp50, APp_vol, PCP50, ...) of a parsing branch under ``"parsing"`` on the CIHP / MHP
+    val split of the data folder."""
+    densepose = _densepose_evaluator(config, data_root) if config.model.densepose.enabled else None
+    parsing = _parsing_evaluator(config, data_root) if config.model.parsing.enabled else None
+    if densepose is None and parsing is None:
+        return None
+
+    def evaluate(model: torch.nn.Module, iteration: int) -> dict[str, Any]:
+        figures: dict[str, Any] = densepose(model, iteration) if densepose is not None else {}
+        if parsing is not None:
+            figures["parsing"] = parsing(model)
+        figures["iteration"] = iteration
+        return figures
+
+    return evaluate
+
+
+def _densepose_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Module, int], dict[str, Any]] | None:
     from densehuman.engine.inputs import split_paths
 
+    if config.data.format != "densepose_coco":
+        return None
     gt_path, images_dir = split_paths(config, data_root, "val")
     if not gt_path.is_file():
         return None
@@ -105,5 +126,42 @@ def build_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Modul
         figures = DensePoseEvaluation(gt, detections, load_eval_body("anny"), DensePoseEvalConfig()).run()
         figures["iteration"] = iteration
         return figures
+
+    return evaluate
+
+
+def _parsing_evaluator(config: Config, data_root: Path) -> Callable[[torch.nn.Module], dict[str, Any]] | None:
+    """The parsing figures of the model on the val split's CIHP / MHP folder (the first ``eval_max_images``)."""
+    from dataclasses import replace
+
+    from densehuman.data.parsing_folders import open_parsing_split
+    from densehuman.evaluation.parsing import ParsingEvaluation
+    from densehuman.validation import InputError
+
+    try:
+        split = open_parsing_split(data_root, config.data.val_split, config.model.parsing.dataset)
+    except (InputError, FileNotFoundError):
+        return None
+    if config.data.eval_max_images:
+        split = replace(split, entries=split.entries[: config.data.eval_max_images])
+    if not split.entries:
+        return None
+
+    def evaluate(model: torch.nn.Module) -> dict[str, Any]:
+        from densehuman.evaluation.parsing_results import ParsingDetection
+        from densehuman.inference.predictor import to_image_result
+
+        device = next(model.parameters()).device
+        detections: list[ParsingDetection] = []
+        with torch.no_grad():
+            for entry in split.entries:
+                original = read_image(entry.image)
+                rgb = resize_for_test(original, config.input.min_size_test, config.input.max_size_test)
+                tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(device)
+                (prediction,) = model.predict([tensor])  # type: ignore[operator]
+                prediction.densepose = None  # only the parsing is scored here
+                result = to_image_result(prediction, (rgb.shape[0], rgb.shape[1]), original.shape[:2])
+                detections += result.parsing_detections(entry.image_id)
+        return ParsingEvaluation(split, detections).run()
 
     return evaluate

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from densehuman.config import Config
 from densehuman.data.densepose_coco import DensePoseCocoDataset
 from densehuman.data.loader import build_train_loader
+from densehuman.data.parsing_classes import DATASETS as PARSING_DATASETS
 from densehuman.data.transforms import train_transforms
 from densehuman.engine.distributed import DistInfo
+
+if TYPE_CHECKING:
+    from densehuman.data.parsing_dataset import ParsingFolderDataset
 
 
 def split_paths(config: Config, data_root: Path, which: str) -> tuple[Path, Path]:
@@ -26,9 +30,22 @@ def split_paths(config: Config, data_root: Path, which: str) -> tuple[Path, Path
     return data_root / "annotations" / f"densepose_{split}.json", data_root / "images" / split
 
 
-def training_dataset(config: Config, data_root: Path) -> DensePoseCocoDataset:
+def training_dataset(config: Config, data_root: Path) -> DensePoseCocoDataset | ParsingFolderDataset:
     """The training split, checked whole: its annotation file (``densehuman.validation``) and that every image
-    file it names exists (a missing one would otherwise stop the run hours in)."""
+    file it names exists (a missing one would otherwise stop the run hours in).
+
+    ``data.format``: ``densepose_coco`` reads the DensePose-COCO JSON (and, for a model with a parsing branch, the
+    CIHP maps of the same images, as ``densehuman synth`` writes them); ``cihp`` / ``mhp`` read a parsing split
+    folder (``--data`` the CIHP or MHP v2.0 folder, or a synthetic dataset)."""
+    fmt = config.data.format
+    if fmt in ("cihp", "mhp"):
+        from densehuman.data.parsing_dataset import ParsingFolderDataset
+
+        parsing = ParsingFolderDataset.open(data_root, config.data.train_split, fmt)
+        if len(parsing) == 0:
+            raise ValueError(f"{data_root}: the {fmt} {config.data.train_split} split has no images")
+        parsing.check_image_files()
+        return parsing
     annotations, images = split_paths(config, data_root, "train")
     if not annotations.is_file():
         raise ValueError(
@@ -37,7 +54,12 @@ def training_dataset(config: Config, data_root: Path) -> DensePoseCocoDataset:
         )
     if not images.is_dir():
         raise ValueError(f"--data {data_root}: no image folder {images}")
-    dataset = DensePoseCocoDataset(annotations, images, skip_empty=True)
+    maps = None
+    if config.model.parsing.enabled:
+        from densehuman.data.parsing_folders import open_parsing_split
+
+        maps = open_parsing_split(data_root, config.data.train_split, config.model.parsing.dataset)
+    dataset = DensePoseCocoDataset(annotations, images, skip_empty=True, parsing=maps)
     if len(dataset) == 0:
         raise ValueError(f"{data_root}: the {config.data.train_split} split has no image with people to train on")
     dataset.check_image_files()
@@ -49,7 +71,7 @@ def build_training_loader(
     data_root: Path,
     info: DistInfo,
     start_iter: int = 0,
-    dataset: DensePoseCocoDataset | None = None,
+    dataset: DensePoseCocoDataset | ParsingFolderDataset | None = None,
 ) -> Any:
     """An endless, seeded loader of the training split (``dataset``, or ``training_dataset``); ``start_iter``
     continues the stream after a resume.
@@ -61,7 +83,10 @@ def build_training_loader(
         dataset = training_dataset(config, data_root)
     inp = config.input
     color = (inp.color_jitter,) * 3
-    transforms = train_transforms(inp.min_size_train, inp.max_size_train, inp.flip_prob, color=color)
+    flip = PARSING_DATASETS[config.model.parsing.dataset].flip_permutation().tolist()
+    transforms = train_transforms(
+        inp.min_size_train, inp.max_size_train, inp.flip_prob, color=color, parsing_permutation=flip
+    )
     per_rank = config.solver.ims_per_batch // info.world_size
     if per_rank < 1 or config.solver.ims_per_batch % info.world_size:
         raise ValueError(

@@ -200,6 +200,9 @@ class Trainer:
             summary: dict[str, float] = {m: figures[m]["AP"] for m in ("gps", "gpsm", "iou") if m in figures}
             if "bbox" in figures:
                 summary["bbox"] = figures["bbox"]["AP"]
+            for key in ("mIoU", "APp50", "APp_vol", "PCP50"):
+                if "parsing" in figures and figures["parsing"].get(key) is not None:
+                    summary[key] = figures["parsing"][key]
             self._log({"iteration": iteration, "eval": summary})
             figures = {"eval": summary}
         barrier(self.info)

@@ -1,4 +1,4 @@
-"""``Predictor``: images in, per-person DensePose charts out (boxes in original image pixels).
+"""``Predictor``: images in, per-person DensePose charts and part labels out (boxes in original image pixels).
 
 The test-time pipeline is the evaluation's (``densehuman.engine.evaluation``): the image is resized with
 detectron2's ``ResizeShortestEdge`` (short edge, max size, PIL bilinear), ``Detector.predict`` runs on the resized
@@ -25,8 +25,10 @@ from densehuman.data.transforms import shortest_edge_size
 from densehuman.engine.checkpoint import last_checkpoint, load_weights, read_metadata
 from densehuman.engine.detectron2.convert import ImportedModel
 from densehuman.engine.evaluation import boxes_to_original, resize_for_test
-from densehuman.evaluation.predictions import Detection
+from densehuman.evaluation.parsing_results import ParsingDetection
+from densehuman.evaluation.predictions import Detection, chart_shape
 from densehuman.models.branches.densepose.postprocess import to_chart_result
+from densehuman.models.branches.parsing.postprocess import parsing_at_box
 from densehuman.models.detector import Detector
 from densehuman.models.fusion import prepare_for_inference
 from densehuman.models.instances import Prediction
@@ -42,12 +44,15 @@ MAX_PEOPLE_PASTED = 255  # instance ids are uint8
 
 @dataclass(frozen=True)
 class PersonResult:
-    """One detected person: ``box`` xyxy in original image pixels (float), detection ``score``, and ``chart`` (I, U,
-    V) at int box size, whose pixel (0, 0) is image pixel ``(x = int(box[0]), y = int(box[1]))``."""
+    """One detected person: ``box`` xyxy in original image pixels (float), detection ``score``, and what the
+    model's branches give at int box size (pixel (0, 0) is image pixel ``(x = int(box[0]), y = int(box[1]))``):
+    ``chart`` (I, U, V) from a DensePose branch, ``parsing`` (h, w) uint8 part labels from a parsing branch (None
+    for a branch the model does not have)."""
 
     box: tuple[float, float, float, float]
     score: float
-    chart: ChartResult
+    chart: ChartResult | None = None
+    parsing: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,37 @@ class ImageResult:
             Detection(image_id, category_id, (x0, y0, x1 - x0, y1 - y0), p.score, p.chart.quantize())
             for p in self.people
             for x0, y0, x1, y1 in [p.box]
+            if p.chart is not None
         ]
+
+    def parsing_detections(self, image_id: int, category_id: int = 1) -> list[ParsingDetection]:
+        """The people as entries of a parsing results file (xywh boxes, part labels on the box grid)."""
+        return [
+            ParsingDetection(image_id, category_id, (x0, y0, x1 - x0, y1 - y0), p.score, p.parsing)
+            for p in self.people
+            for x0, y0, x1, y1 in [p.box]
+            if p.parsing is not None
+        ]
+
+    def parsing_maps(self, score_threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W) uint8 global part labels and instance ids, built as Parsing R-CNN's ``parsing_png``: people with
+        score >= ``score_threshold`` painted from the lowest score up, each over the earlier ones where it has a
+        part; instance id ``k + 1`` is ``people[k]``. (CIHP's official threshold is 0.3, MHP's 0.05.)"""
+        if len(self.people) > MAX_PEOPLE_PASTED:
+            raise ValueError(f"at most {MAX_PEOPLE_PASTED} people (uint8 ids), got {len(self.people)}")
+        parts = np.zeros(self.image_size, dtype=np.uint8)
+        instances = np.zeros(self.image_size, dtype=np.uint8)
+        for k in reversed(range(len(self.people))):
+            person = self.people[k]
+            if person.parsing is None or person.score < score_threshold:
+                continue
+            x0, y0, x1, y1 = person.box
+            labels = ParsingDetection(0, 1, (x0, y0, x1 - x0, y1 - y0), person.score, person.parsing)
+            pasted = labels.paste(self.image_size)
+            painted = pasted > 0
+            parts[painted] = pasted[painted]
+            instances[painted] = k + 1
+        return parts, instances
 
     def paste(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Full-image maps ``(I, U, V, instance)``: I (H, W) uint8 chart labels 0..24, U and V (H, W) float32 (0 on
@@ -95,6 +130,8 @@ class ImageResult:
         v_map = np.zeros((h, w), dtype=np.float32)
         inst = np.zeros((h, w), dtype=np.uint8)
         for k, person in enumerate(self.people):
+            if person.chart is None:
+                continue
             ch, cw = person.chart.shape
             x0, y0 = int(person.box[0]), int(person.box[1])
             # Destination window in the image, and the matching window in the chart.
@@ -202,20 +239,26 @@ def _check_resizable(h: int, w: int, short: int, max_size: int) -> None:
         raise ValueError(f"image of size {h}x{w}: aspect ratio too extreme for input size ({short}, {max_size})")
 
 
-def _to_result(prediction: Prediction, resized_size: tuple[int, int], image_size: tuple[int, int]) -> ImageResult:
-    """Boxes back to original pixels and chart results at box size (``prediction_to_detections``' conversion)."""
+def to_image_result(prediction: Prediction, resized_size: tuple[int, int], image_size: tuple[int, int]) -> ImageResult:
+    """Boxes back to original pixels and each branch's result at box size: chart results (``to_chart_result``,
+    ``prediction_to_detections``' conversion) and part labels (``parsing_at_box``: Parsing R-CNN's paste)."""
     boxes, keep = boxes_to_original(prediction.boxes, resized_size, image_size)
     scores = prediction.scores.detach().cpu()
-    if prediction.densepose is None:
-        raise ValueError("the model has no DensePose head output")
+    if prediction.densepose is None and prediction.parsing is None:
+        raise ValueError("the model has neither a DensePose nor a parsing branch")
     order = torch.argsort(scores, descending=True, stable=True)
     people = []
     for k in order.tolist():
         if not keep[k]:
             continue
-        chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k])
+        chart = parsing = None
+        if prediction.densepose is not None:
+            chart = to_chart_result(prediction.densepose.index(slice(k, k + 1)), boxes[k])
         x0, y0, x1, y1 = (float(v) for v in boxes[k])
-        people.append(PersonResult(box=(x0, y0, x1, y1), score=float(scores[k]), chart=chart))
+        if prediction.parsing is not None:
+            probs = prediction.parsing.probs[k].detach().float().cpu().numpy()
+            parsing = parsing_at_box(probs, boxes[k].numpy(), chart_shape((x0, y0, x1 - x0, y1 - y0)))
+        people.append(PersonResult(box=(x0, y0, x1, y1), score=float(scores[k]), chart=chart, parsing=parsing))
     return ImageResult(people=people, image_size=image_size)
 
 
@@ -266,6 +309,8 @@ class Predictor:
             only around the detections). The outputs are the same up to float32 rounding; ``self.model`` is then
             for inference only (it cannot train, and its state dict is not a checkpoint). False keeps the model as
             loaded.
+        flip_test: average a parsing branch's probabilities with those of the flipped image (default: the
+            config's ``model.parsing.flip_test``).
     """
 
     def __init__(
@@ -279,6 +324,7 @@ class Predictor:
         input_size: tuple[int, int] | None = None,
         batch_size: int = 1,
         optimize: bool = True,
+        flip_test: bool | None = None,
     ) -> None:
         from densehuman.models.build import build_model
 
@@ -303,6 +349,7 @@ class Predictor:
         self.input_size = (short, longest)
         self.min_score = float(min_score)
         self.batch_size = int(batch_size)
+        self.flip_test = cfg.model.parsing.flip_test if flip_test is None else bool(flip_test)
         self.device = torch.device(device)
         net = imported.model if imported is not None else build_model(cfg.model)
         if imported is not None:
@@ -339,7 +386,7 @@ class Predictor:
                 tensors.append(torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).to(self.device))
                 sizes.append((resized.shape[0], resized.shape[1]))
             with torch.inference_mode():
-                predictions = self.model.predict(tensors, score_threshold=self.min_score)
+                predictions = self.model.predict(tensors, score_threshold=self.min_score, flip_test=self.flip_test)
             for prediction, size, rgb in zip(predictions, sizes, chunk, strict=True):
-                results.append(_to_result(prediction, size, (rgb.shape[0], rgb.shape[1])))
+                results.append(to_image_result(prediction, size, (rgb.shape[0], rgb.shape[1])))
         return results
