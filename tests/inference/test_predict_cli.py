@@ -139,3 +139,53 @@ def test_predict_checks_every_output_before_writing_any(tmp_path: Path, capsys: 
     assert "b_segm.png already exists" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["b_segm.png"]  # nothing written for a.png either
     assert (out / "b_segm.png").read_bytes() == b"the user's file"
+
+
+def test_predict_parsing_writes_pictures_maps_and_a_results_file_the_evaluator_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A two-branch model (random weights) on a synthetic split: both tasks' files, and `evaluate --task parsing`
+    scores the parsing results through images.json."""
+    import torch
+
+    from densehuman.config import apply_overrides, parse_set
+    from densehuman.evaluation.parsing_results import load_parsing_results
+    from densehuman.synth.engine import SynthJob, run_synth
+    from densehuman.synth.generator import SynthConfig
+
+    data = tmp_path / "ds"
+    run_synth(SynthJob(data, images=2, seed=4, val_fraction=0.5, config=SynthConfig(size=(96, 96)), workers=1), False)
+    torch.manual_seed(0)
+    small = ["model.fpn.out_channels=32", "model.parsing.conv_dim=32", "model.parsing.aspp_dim=32"]
+    small += ["input.min_size_test=96", "input.max_size_test=96"]
+    config = apply_overrides(preset("densepose_parsing_rcnn_cpu"), parse_set(small))
+    checkpoint = save_checkpoint(tmp_path / "run", 1, build_model(config.model), to_dict(config))
+    out = tmp_path / "out"
+    images = data / "images" / "val"
+    args = ["predict", str(images), "--model", str(checkpoint), "--out", str(out), "--quiet", "--min-score", "0.0"]
+    assert main([*args, "--task", "all", "--vis", "parsing,instances,segm"]) == 0
+    (name,) = [p.stem for p in images.iterdir()]
+    for picture in ("parsing", "instances", "segm"):
+        assert cv2.imread(str(out / f"{name}_{picture}.png")).shape == (96, 96, 3)
+    parts = cv2.imread(str(out / "parsing_predict" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+    instances = cv2.imread(str(out / "parsing_instance" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+    assert parts.shape == instances.shape == (96, 96)
+    assert ((parts > 0) <= (instances > 0)).all()  # every labelled pixel belongs to a person
+    parsed = load_parsing_results(out / "parsing_results.json", num_classes=20)
+    assert len(parsed) > 0
+    assert (out / "results.json").is_file()
+    capsys.readouterr()
+    figures = tmp_path / "figures.json"
+    evaluate = ["evaluate", "--task", "parsing", "--gt", str(data), "--pred", str(out / "parsing_results.json")]
+    assert main([*evaluate, "--out", str(figures), "--quiet"]) == 0
+    scored = json.loads(figures.read_text())
+    assert scored["detections"] == len(parsed)
+    assert 0.0 <= scored["mIoU"] <= 1.0
+    # A DensePose-only model refuses the parsing task, before writing anything.
+    dp = preset("densepose_rcnn_tiny_cpu")
+    dp_checkpoint = save_checkpoint(tmp_path / "dp", 1, build_model(dp.model), to_dict(dp))
+    refused = ["predict", str(images), "--model", str(dp_checkpoint), "--out", str(tmp_path / "o2"), "--quiet"]
+    assert main([*refused, "--task", "parsing"]) == 2
+    assert "no parsing branch" in capsys.readouterr().err
+    assert main([*refused, "--vis", "parsing"]) == 2
+    assert not (tmp_path / "o2").exists()
