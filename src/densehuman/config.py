@@ -49,6 +49,8 @@ class BackboneConfig:
     depth: int = 50  # resnet: 50 or 101
     timm_name: str = ""  # timm: any model with features_only support, e.g. "resnet18", "mobilenetv3_large_100"
     pretrained: bool = False  # timm: download ImageNet weights (needs internet access)
+    feature_location: str = ""  # timm: "" (block outputs) or "expansion" (before the pointwise-linear projection)
+    freeze_bn: bool = False  # timm: frozen batch norms (fine-tuning ImageNet weights with small batches)
     freeze_at: int = 2  # resnet: freeze the stem (1) and res2 (2) as detectron2 does
     stride_in_1x1: bool = True  # resnet: caffe-style blocks (detectron2 MSRA checkpoints)
     width_per_group: int = 64
@@ -59,6 +61,10 @@ class BackboneConfig:
 @dataclass(frozen=True)
 class FPNConfig:
     out_channels: int = 256
+    kind: str = "fpn"  # "fpn" (detectron2's) or "bifpn" (one BiFPN layer, "Making DensePose fast and light")
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("fpn", "bifpn"), "kind", "'fpn' or 'bifpn'", self.kind)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,9 @@ class RPNConfig:
 class BoxHeadConfig:
     num_classes: int = 1
     fc_dim: int = 1024
+    num_fc: int = 2
+    num_conv: int = 0  # 3x3 convolutions before the FCs ("conv box head": 2 convolutions, no FC)
+    conv_dim: int = 256
     pooler_resolution: int = 7
     pooler_sampling_ratio: int = 2  # the DensePose configs pool boxes with "ROIAlign", sampling 2
     pooler_aligned: bool = False
@@ -124,6 +133,7 @@ class DensePoseHeadConfig:
     num_stacked_convs: int = 8  # gce: the convolutions after the GCE module (PBD)
     conv_dim: int = 512
     nonlocal_block: bool = False  # deeplab, gce
+    nonlocal_ratio: float = 1.0  # gce: the non-local block's inner width / conv_dim
     aspp_dim: int = 256  # gce: width of each ASPP branch
     norm: str = ""  # gce: "" (Parsing R-CNN) or "GN" in every convolution
     pss: bool = False  # without the decoder: pool every box from P2 (Parsing R-CNN's PSS) instead of by FPN level
@@ -133,7 +143,8 @@ class DensePoseHeadConfig:
     pooler_resolution: int = 28
     pooler_sampling_ratio: int = 2
     pooler_aligned: bool = False  # "ROIAlign" in the base DensePose config; True = "ROIAlignV2"
-    heatmap_size: int = 112
+    heatmap_size: int = 112  # 2 * up_scale * pooler_resolution
+    up_scale: int = 2  # bilinear upsampling after the predictor's deconvolutions (DensePoseFnL's mobile models: 1)
     num_coarse_segm: int = 2  # 2 (foreground) or 15 (14 parts + background, the paper's setting)
     fg_iou_threshold: float = 0.7
     index_weight: float = 5.0  # coarse segmentation S

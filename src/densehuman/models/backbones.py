@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -247,6 +248,8 @@ class TimmBackbone(Backbone):
         pretrained: load timm's pretrained weights (needs them downloaded or cached).
         out_indices: timm feature indices; (1, 2, 3, 4) gives strides 4..32 for most CNNs.
         freeze_bn: replace every BatchNorm by a frozen one (as detectron2 does for ResNets with small batches).
+        feature_location: ``"expansion"`` takes each stage's features before its pointwise-linear projection
+            (the wider expansion maps: EfficientNet-style models; what DensePoseFnL's BiFPN reads).
     """
 
     def __init__(
@@ -255,11 +258,18 @@ class TimmBackbone(Backbone):
         pretrained: bool = False,
         out_indices: Sequence[int] = (1, 2, 3, 4),
         freeze_bn: bool = False,
+        feature_location: str = "",
     ) -> None:
         super().__init__()
         import timm  # local: timm is heavy to import and only needed here
 
-        self.body = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices))
+        options: dict[str, Any] = {"feature_location": feature_location} if feature_location else {}
+        try:
+            self.body = timm.create_model(
+                name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices), **options
+            )
+        except TypeError as err:  # a model family without feature locations (e.g. ResNets)
+            raise ValueError(f"timm model {name} does not take feature_location={feature_location!r} ({err})") from err
         if freeze_bn:
             from timm.layers import freeze_batch_norm_2d
 

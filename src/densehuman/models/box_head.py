@@ -32,12 +32,32 @@ from densehuman.models.poolers import RoIPooler
 
 
 class FastRCNNConvFCHead(nn.Module):
-    """Flatten the pooled (R, C, S, S) features and apply ``num_fc`` Linear + ReLU layers ``fc1``, ``fc2``, ..."""
+    """``num_conv`` x [3x3 conv ``conv_dim`` + ReLU] (``conv1``, ``conv2``, ...; MSRA init), then flatten and
+    ``num_fc`` Linear + ReLU layers ``fc1``, ``fc2``, ... (detectron2's head of the same name). DensePose R-CNN uses
+    2 FCs; "Making DensePose fast and light" 2 convolutions and no FC ("conv box head")."""
 
-    def __init__(self, in_channels: int, resolution: int, fc_dim: int = 1024, num_fc: int = 2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        resolution: int,
+        fc_dim: int = 1024,
+        num_fc: int = 2,
+        num_conv: int = 0,
+        conv_dim: int = 256,
+    ) -> None:
         super().__init__()
+        self.convs: list[nn.Conv2d] = []
+        channels = in_channels
+        for k in range(num_conv):
+            conv = nn.Conv2d(channels, conv_dim, 3, padding=1)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            assert conv.bias is not None
+            nn.init.zeros_(conv.bias)
+            self.add_module(f"conv{k + 1}", conv)
+            self.convs.append(conv)
+            channels = conv_dim
         self.fcs: list[nn.Linear] = []
-        dim = in_channels * resolution * resolution
+        dim = channels * resolution * resolution
         for k in range(num_fc):
             fc = nn.Linear(dim, fc_dim)
             c2_xavier_fill(fc)
@@ -45,7 +65,7 @@ class FastRCNNConvFCHead(nn.Module):
             self.fcs.append(fc)
             dim = fc_dim
         self.out_dim = dim
-        self.in_channels = in_channels
+        self.in_channels = channels
         self.resolution = resolution
         # fc1 reads (S, S, C)-ordered inputs (``read_channels_last``): a channels-last batch flattens without a copy
         self.channels_last_input = False
@@ -62,6 +82,8 @@ class FastRCNNConvFCHead(nn.Module):
         self.channels_last_input = True
 
     def forward(self, x: Tensor) -> Tensor:
+        for conv in self.convs:
+            x = F.relu(conv(x), inplace=True)
         # with the reordered fc1 the same features flatten in (S, S, C) order, whatever their memory layout
         x = x.permute(0, 2, 3, 1).flatten(1) if self.channels_last_input else x.flatten(1)
         for fc in self.fcs:
@@ -210,6 +232,8 @@ class BoxHead(nn.Module):
         aligned: bool = False,
         fc_dim: int = 1024,
         num_fc: int = 2,
+        num_conv: int = 0,
+        conv_dim: int = 256,
         class_agnostic: bool = False,
         fg_iou_threshold: float = 0.5,
         batch_size_per_image: int = 512,
@@ -228,7 +252,7 @@ class BoxHead(nn.Module):
         self.in_features = tuple(in_features)
         self.num_classes = num_classes
         self.pooler = RoIPooler(pooler_resolution, [1.0 / s for s in strides], sampling_ratio, aligned)
-        self.head = FastRCNNConvFCHead(in_channels, pooler_resolution, fc_dim, num_fc)
+        self.head = FastRCNNConvFCHead(in_channels, pooler_resolution, fc_dim, num_fc, num_conv, conv_dim)
         self.predictor = FastRCNNOutputLayers(self.head.out_dim, num_classes, class_agnostic)
         self.box_transform = Box2BoxTransform(box_weights)
         self.matcher = Matcher([fg_iou_threshold], [0, 1], allow_low_quality_matches=False)

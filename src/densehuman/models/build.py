@@ -18,7 +18,7 @@ from densehuman.models.branches.parsing.predictor import ParsingPredictor
 from densehuman.models.detector import Detector
 from densehuman.models.layers.conv import NormName
 from densehuman.models.layers.gce import GCEHead
-from densehuman.models.necks import FPN
+from densehuman.models.necks import FPN, BiFPN
 from densehuman.models.poolers import RoIPooler
 from densehuman.models.rpn import RPN
 
@@ -38,7 +38,12 @@ def build_backbone(cfg: BackboneConfig) -> Backbone:
     if cfg.kind == "timm":
         if not cfg.timm_name:
             raise ValueError("model.backbone.timm_name is required when model.backbone.kind is 'timm'")
-        return TimmBackbone(cfg.timm_name, pretrained=cfg.pretrained)
+        return TimmBackbone(
+            cfg.timm_name,
+            pretrained=cfg.pretrained,
+            freeze_bn=cfg.freeze_bn,
+            feature_location=cfg.feature_location,
+        )
     raise ValueError(f"model.backbone.kind must be 'resnet' or 'timm', got {cfg.kind!r}")
 
 
@@ -79,6 +84,7 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
             use_nonlocal=cfg.nonlocal_block,
             num_convs_after=cfg.num_stacked_convs,
             norm=_norm_name(cfg.norm, "model.densepose.norm"),
+            nonlocal_ratio=cfg.nonlocal_ratio,
         )
     else:
         raise ValueError(f"model.densepose.head must be 'v1convx', 'deeplab' or 'gce', got {cfg.head!r}")
@@ -88,10 +94,10 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
         )
     if cfg.num_coarse_segm not in (2, 15):
         raise ValueError(f"model.densepose.num_coarse_segm must be 2 or 15, got {cfg.num_coarse_segm}")
-    if cfg.heatmap_size != 4 * cfg.pooler_resolution:
+    if cfg.heatmap_size != 2 * cfg.up_scale * cfg.pooler_resolution:
         raise ValueError(
-            f"model.densepose.heatmap_size must be 4 x pooler_resolution (deconv x2, upsample x2), got "
-            f"{cfg.heatmap_size} for {cfg.pooler_resolution}"
+            f"model.densepose.heatmap_size must be 2 x up_scale x pooler_resolution (deconv x2, upsample x up_scale), "
+            f"got {cfg.heatmap_size} for {cfg.pooler_resolution} and up_scale {cfg.up_scale}"
         )
     predictor = ChartPredictor(
         cfg.conv_dim,
@@ -99,6 +105,7 @@ def build_densepose_branch(cfg: DensePoseHeadConfig, shapes: dict[str, tuple[int
         uv_confidence=cfg.uv_confidence or None,  # type: ignore[arg-type]
         segm_confidence=cfg.segm_confidence,
         segm_confidence_epsilon=cfg.confidence_epsilon,
+        up_scale=cfg.up_scale,
     )
     loss = DensePoseChartLoss(
         part_weight=cfg.part_weight,
@@ -149,7 +156,11 @@ def build_model(cfg: ModelConfig) -> Detector:
     if cfg.input_format not in ("BGR", "RGB"):
         raise ValueError(f"model.input_format must be 'BGR' or 'RGB', got {cfg.input_format!r}")
     backbone = build_backbone(cfg.backbone)
-    neck = FPN(backbone.output_shapes(), out_channels=cfg.fpn.out_channels)
+    neck: FPN | BiFPN
+    if cfg.fpn.kind == "bifpn":
+        neck = BiFPN(backbone.output_shapes(), out_channels=cfg.fpn.out_channels)
+    else:
+        neck = FPN(backbone.output_shapes(), out_channels=cfg.fpn.out_channels)
     shapes = neck.output_shapes()
     levels = [f for f in FPN_LEVELS if f in shapes]
     r = cfg.rpn
@@ -177,6 +188,9 @@ def build_model(cfg: ModelConfig) -> Detector:
         sampling_ratio=b.pooler_sampling_ratio,
         aligned=b.pooler_aligned,
         fc_dim=b.fc_dim,
+        num_fc=b.num_fc,
+        num_conv=b.num_conv,
+        conv_dim=b.conv_dim,
         batch_size_per_image=b.batch_size_per_image,
         positive_fraction=b.positive_fraction,
         score_threshold=b.score_thresh_test,

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from densehuman.models.backbones import Backbone
 from densehuman.models.box_head import BoxHead, select_foreground
 from densehuman.models.instances import Prediction, Targets
-from densehuman.models.necks import FPN
+from densehuman.models.necks import FPN, BiFPN
 from densehuman.models.rpn import RPN
 
 
@@ -51,7 +51,7 @@ class Detector(nn.Module):
 
     Args:
         backbone: a :class:`Backbone` (``ResNet`` or ``TimmBackbone``).
-        neck: an :class:`FPN` over the backbone outputs, or None to feed the backbone maps directly.
+        neck: an :class:`FPN` or :class:`BiFPN` over the backbone outputs, or None to feed the backbone maps directly.
         rpn / box_head: built for the neck's output names, channels and strides.
         extra_heads: :class:`RoIBranch` modules; their feature names must be neck outputs.
         pixel_mean / pixel_std: per channel, in ``input_format`` order and 0..255 units (detectron2 checkpoints:
@@ -66,7 +66,7 @@ class Detector(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        neck: FPN | None,
+        neck: FPN | BiFPN | None,
         rpn: RPN,
         box_head: BoxHead,
         extra_heads: Sequence[RoIBranch] = (),

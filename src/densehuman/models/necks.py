@@ -1,6 +1,7 @@
-"""Feature pyramid network (detectron2's ``FPN`` with ``LastLevelMaxPool``): backbone maps -> p2..p6.
+"""Necks: backbone maps -> p2..p6. detectron2's feature pyramid (``FPN`` with ``LastLevelMaxPool``) and the
+single-layer BiFPN of "Making DensePose fast and light" (``BiFPN``).
 
-Parameter names are detectron2's (``fpn_lateral{k}``, ``fpn_output{k}``, k = log2(stride)) without the
+``FPN``'s parameter names are detectron2's (``fpn_lateral{k}``, ``fpn_output{k}``, k = log2(stride)) without the
 ``backbone.`` prefix, so a detectron2 checkpoint maps onto it by renaming the prefix only.
 """
 
@@ -10,6 +11,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -93,3 +95,102 @@ class FPN(nn.Module):
         if self.top_block:
             results.append(F.max_pool2d(results[-1], kernel_size=1, stride=2, padding=0))
         return dict(zip(self._shapes, results, strict=True))
+
+
+class SeparableConvBlock(nn.Module):
+    """DensePoseFnL's ``Conv3x3BnReLU``: depthwise 3x3 (``stride`` 1, or 2 to go down a level), pointwise 1x1 (no
+    biases), BatchNorm (momentum 0.03), ReLU."""
+
+    def __init__(self, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, 3, stride=stride, padding=1, groups=channels, bias=False)
+        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(channels, momentum=0.03)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.pointwise(self.depthwise(x))))
+
+
+class FastNormalizedFusion(nn.Module):
+    """EfficientDet's fast normalized fusion: ``sum_i w_i x_i / (sum_i w_i + 1e-4)`` with ``w = relu(weights)``,
+    the weights initialized to 1."""
+
+    def __init__(self, inputs: int, eps: float = 1e-4) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(inputs))
+        self.eps = eps
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        if len(inputs) != self.weight.numel():
+            raise ValueError(f"this fusion takes {self.weight.numel()} maps, got {len(inputs)}")
+        w = F.relu(self.weight)
+        total = w[0] * inputs[0]
+        for k in range(1, len(inputs)):
+            total = total + w[k] * inputs[k]
+        return total / (w.sum() + self.eps)
+
+
+class BiFPN(nn.Module):
+    """One BiFPN layer over four backbone levels (DensePoseFnL v2 ``fpn.py``, "Mobile Parsing R-CNN (B)").
+
+    1x1 laterals (with bias) to ``out_channels``; top-down ``p4_td = conv(fuse(p4, up(p5)))``,
+    ``p3_td = conv(fuse(p3, up(p4_td)))``; bottom-up ``p2 = conv(fuse(p2, up(p3_td)))``,
+    ``p3 = conv(fuse(p3, p3_td, down(p2)))``, ``p4 = conv(fuse(p4, p4_td, down(p3)))``, ``p5 = conv(fuse(p5,
+    down(p4)))``; ``p6 = max_pool(p5, kernel 1, stride 2)``. ``up`` is nearest (the paper: faster than bilinear on
+    phones), ``down`` a stride-2 ``SeparableConvBlock`` (not a max-pool), every ``conv`` a ``SeparableConvBlock``
+    and every ``fuse`` a ``FastNormalizedFusion``. Outputs are named and strided like ``FPN``'s.
+    """
+
+    def __init__(
+        self,
+        input_shapes: Mapping[str, tuple[int, int]],
+        in_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+        out_channels: int = 64,
+        top_block: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(in_features) != 4:
+            raise ValueError(f"BiFPN takes four levels (strides 4..32), got {list(in_features)}")
+        missing = [f for f in in_features if f not in input_shapes]
+        if missing:
+            raise ValueError(f"BiFPN inputs {missing} are not among the backbone outputs {list(input_shapes)}")
+        strides = [input_shapes[f][1] for f in in_features]
+        for prev, cur in itertools.pairwise(strides):
+            if cur != 2 * prev:
+                raise ValueError(f"BiFPN input strides must double from level to level, got {strides}")
+        self.in_features = tuple(in_features)
+        self.out_channels = out_channels
+        self.top_block = top_block
+        self.lateral = nn.ModuleList([nn.Conv2d(input_shapes[f][0], out_channels, 1) for f in in_features])
+        for conv in self.lateral:
+            assert isinstance(conv, nn.Conv2d)
+            c2_xavier_fill(conv)
+        # fusions and convolutions: p4_td, p3_td, p2_out, p3_out, p4_out, p5_out
+        self.fuse = nn.ModuleList([FastNormalizedFusion(n) for n in (2, 2, 2, 3, 3, 2)])
+        self.conv = nn.ModuleList([SeparableConvBlock(out_channels) for _ in range(6)])
+        self.down = nn.ModuleList([SeparableConvBlock(out_channels, stride=2) for _ in range(3)])
+        stages = [int(math.log2(s)) for s in strides]
+        self._shapes = {f"p{stage}": (out_channels, 2**stage) for stage in stages}
+        if top_block:
+            self._shapes[f"p{stages[-1] + 1}"] = (out_channels, 2 ** (stages[-1] + 1))
+
+    def output_shapes(self) -> dict[str, tuple[int, int]]:
+        return dict(self._shapes)
+
+    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        p2, p3, p4, p5 = (lat(features[f]) for lat, f in zip(self.lateral, self.in_features, strict=True))
+
+        def up(x: Tensor, like: Tensor) -> Tensor:
+            return F.interpolate(x, size=like.shape[-2:], mode="nearest")
+
+        fuse, conv, down = self.fuse, self.conv, self.down
+        p4_td = conv[0](fuse[0]([p4, up(p5, p4)]))
+        p3_td = conv[1](fuse[1]([p3, up(p4_td, p3)]))
+        p2_out = conv[2](fuse[2]([p2, up(p3_td, p2)]))
+        p3_out = conv[3](fuse[3]([p3, p3_td, down[0](p2_out)]))
+        p4_out = conv[4](fuse[4]([p4, p4_td, down[1](p3_out)]))
+        p5_out = conv[5](fuse[5]([p5, down[2](p4_out)]))
+        outputs = [p2_out, p3_out, p4_out, p5_out]
+        if self.top_block:
+            outputs.append(F.max_pool2d(p5_out, kernel_size=1, stride=2, padding=0))
+        return dict(zip(self._shapes, outputs, strict=True))

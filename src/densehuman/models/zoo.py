@@ -22,6 +22,7 @@ from densehuman.config import (
     RPNConfig,
     SolverConfig,
 )
+from densehuman.models.zoo_mobile import MOBILE_PRESETS
 
 
 def densepose_rcnn_r50_fpn() -> Config:
@@ -260,6 +261,7 @@ PRESETS: dict[str, Callable[[], Config]] = {
         densepose_parsing_rcnn_r50_fpn,
         parsing_rcnn_cpu,
         densepose_parsing_rcnn_cpu,
+        *MOBILE_PRESETS,
     )
 }
 

@@ -6,7 +6,8 @@
 2. the ASPP part: 1x1 and three 3x3 convolutions at rates 6, 12, 18 and an image-pooling branch, ``aspp_dim`` wide
    each, concatenated and projected to ``conv_dim`` by a 1x1 conv + ReLU (no norm: ``GCE_HEAD.USE_BN/USE_GN`` are
    off in every Parsing R-CNN config),
-3. the non-local block (embedded Gaussian, scaled, ``inter = conv_dim``, GroupNorm after its output conv),
+3. the non-local block (embedded Gaussian, scaled, ``inter = nonlocal_ratio * conv_dim``: Parsing R-CNN's
+   ``NL_RATIO`` 1.0, DensePoseFnL's reimplementation 0.5; GroupNorm after its output conv),
 4. ``num_convs_after`` x [3x3 conv + ReLU] ("after GCE", PBD: 4 in the released configs).
 
 The paper's ablations are the constructor's switches: ``aspp`` (off: one 3x3 conv + ReLU to ``conv_dim`` in its
@@ -41,6 +42,7 @@ class GCEHead(nn.Module):
         num_convs_before: int = 0,
         num_convs_after: int = 4,
         norm: NormName = "",
+        nonlocal_ratio: float = 1.0,
     ) -> None:
         super().__init__()
         if num_convs_before < 0 or num_convs_after < 0:
@@ -62,8 +64,9 @@ class GCEHead(nn.Module):
                     msra_fill(m)
         else:
             self.context = conv(channels)
+        inner = max(int(conv_dim * nonlocal_ratio), 1)
         self.nonlocal_block = (
-            NonLocalBlock2D(conv_dim, conv_dim, scaled=True, zero_init=False, init_std=0.01) if use_nonlocal else None
+            NonLocalBlock2D(conv_dim, inner, scaled=True, zero_init=False, init_std=0.01) if use_nonlocal else None
         )
         self.after = nn.Sequential(*[conv(conv_dim) for _ in range(num_convs_after)])
         self.out_channels = conv_dim

@@ -102,19 +102,21 @@ class ChartPredictor(nn.Module):
         self.fused_weight = torch.cat([layer.weight for layer in layers], dim=1)
         self.fused_bias = torch.cat(biases)
 
+    def _upsample(self, y: torch.Tensor) -> torch.Tensor:
+        if self.up_scale == 1:
+            return y
+        return F.interpolate(y, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+
     def _raw_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each field's layer output, upsampled."""
         layers = self._layers()
         if self.fused_weight is None or torch.is_grad_enabled():
-            return {
-                field: F.interpolate(layer(x), scale_factor=self.up_scale, mode="bilinear", align_corners=False)
-                for field, layer in layers
-            }
+            return {field: self._upsample(layer(x)) for field, layer in layers}
         first = layers[0][1]  # every layer has the same kernel, stride and padding
         padding = first.padding
         assert isinstance(padding, tuple)
         y = F.conv_transpose2d(x, self.fused_weight, self.fused_bias, stride=first.stride, padding=padding)
-        y = F.interpolate(y, scale_factor=self.up_scale, mode="bilinear", align_corners=False)
+        y = self._upsample(y)
         parts = y.split([layer.out_channels for _, layer in layers], dim=1)
         return dict(zip([field for field, _ in layers], parts, strict=True))
 
