@@ -71,7 +71,9 @@ def run_variant(name: str, data: Path, out: Path, iterations: int, size: int) ->
     started = time.perf_counter()
     result = run_training(config, data, out / name, progress=False)
     figures = json.loads(sorted((out / name).glob("eval_*.json"))[-1].read_text())["parsing"]
-    return {"variant": name, "seconds": time.perf_counter() - started, "iterations": result["iteration"], **figures}
+    seconds = time.perf_counter() - started
+    scores = {key: figures[key] for key in ("mIoU", "APp50", "APp_vol", "PCP50")}
+    return {"variant": name, "seconds": seconds, "iterations": result["iteration"], **scores}
 
 
 def main() -> None:
@@ -89,7 +91,7 @@ def main() -> None:
     for name in names:
         row = run_variant(name, args.data, args.out, args.iterations, args.size)
         rows.append(row)
-        print(f"{name}: mIoU {row['mIoU']}, APp50 {row['APp50']}, {row['seconds']:.0f} s", flush=True)
+        print(f"{name}: mIoU {row['mIoU']:.4f}, APp50 {row['APp50']:.4f}, {row['seconds']:.0f} s", flush=True)
     (args.out / "table.json").write_text(json.dumps(rows, indent=1))
 
     def pct(value: float | None) -> str:
