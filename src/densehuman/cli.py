@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     from densehuman.engine.detectron2 import cli as detectron2_cli
 
     detectron2_cli.add_parser(sub)
+    from densehuman.export import cli as export_cli
+
+    export_cli.add_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -327,11 +330,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return evaluation_cli.run_fake_predictions(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "export":
+            from densehuman.export import cli as export_cli
+
+            return export_cli.run(args)
         if args.command == "convert":
             from densehuman.engine.detectron2 import cli as detectron2_cli
 
             return detectron2_cli.run(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"densehuman: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        if "pip install" not in str(err):  # ours name the extra to install; anything else is a bug
+            raise
         print(f"densehuman: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -316,12 +316,27 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class QuantizationConfig:
+    # Quantization-aware training (``densehuman train``): fake-quantize the model's stages from the first iteration
+    # (start from float weights with --init, as the paper did), and write model_final.int8.zip at the end.
+    qat: bool = False
+    backend: str = "x86"  # PyTorch's quantized engine: "x86" (fbgemm + oneDNN) or "qnnpack" (ARM)
+    # Batch-norm statistics: frozen from the start (DensePoseFnL's freeze_bn_stats right after prepare_qat).
+    freeze_bn_stats: bool = True
+
+    def __post_init__(self) -> None:
+        backends = ("x86", "fbgemm", "qnnpack", "onednn")
+        _check_ranges(self, {"backend": ("one of " + ", ".join(backends), lambda v: v in backends)})
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
     input: InputConfig = field(default_factory=InputConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     seed: int = 0
 
 

@@ -40,6 +40,18 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any])
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of tensors that share memory with one stored before them (safetensors stores each key once;
+    quantization-aware training shares observers between the inputs of one operation)."""
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for key, value in tensors.items():
+        where = (value.untyped_storage().data_ptr(), int(value.storage_offset()))
+        out[key] = value.clone() if where in seen and value.numel() else value
+        seen.add(where)
+    return out
+
+
 def save_checkpoint(
     run_dir: Path,
     iteration: int,
@@ -51,7 +63,7 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model_{iteration:07d}.safetensors`` (+ ``.state.safetensors``) and point ``last_checkpoint`` at it."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = _unshared({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     meta = {"config": json.dumps(config), "iteration": str(iteration), "format": "densehuman-checkpoint-1"}
     path = run_dir / f"model_{iteration:07d}.safetensors"
     atomic.write_bytes(path, save(weights, metadata=meta))

@@ -274,6 +274,12 @@ def run_training(
     if init is not None and not (resume and last_checkpoint(run_dir) is not None):
         init_line = load_initial_weights(init, model)
     dataset = training_dataset(config, data_root)
+    if config.quantization.qat:
+        from densehuman.export.quantize import prepare_qat
+
+        # traced on a few training images (tracing follows the model; it needs detections to reach every head)
+        examples = [torch.from_numpy(dataset[k].image.transpose(2, 0, 1).copy()) for k in range(min(2, len(dataset)))]
+        prepare_qat(model, examples, config.quantization.backend, config.quantization.freeze_bn_stats)
     evaluator = build_evaluator(config, data_root) if info.is_main else None
     if info.is_main:
         prepare_run_dir(run_dir, config, resume)
@@ -284,6 +290,11 @@ def run_training(
     start = trainer.resume() if resume else 0
     loader = build_training_loader(config, data_root, info, start_iter=start, dataset=dataset)
     result = trainer.train(loader)
+    if info.is_main and config.quantization.qat:
+        from densehuman.export.quantize import INT8_FILE, convert, save_int8
+
+        convert(model.cpu().eval())
+        result["int8"] = str(save_int8(model, config, run_dir / INT8_FILE, examples))
     if info.is_main:
         atomic.write_json(run_dir / "result.json", result, indent=1)
     return result

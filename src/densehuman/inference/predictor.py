@@ -332,9 +332,20 @@ class Predictor:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        imported = _import_detectron2(model, checkpoint, config)
+        from densehuman.export import exported_kind, load_exported
+
+        exported = None
+        if exported_kind(model) is not None:
+            if checkpoint is not None or config is not None:
+                raise ValueError(f"{model} is an exported model with its weights and config; pass neither")
+            if torch.device(device).type != "cpu":
+                raise ValueError(f"{model}: exported (int8 / ONNX) models run on the CPU, not {device}")
+            exported = load_exported(model)
+        imported = _import_detectron2(model, checkpoint, config) if exported is None else None
         weights: Path | None
-        if imported is not None:
+        if exported is not None:
+            cfg, weights = exported[0], Path(model)
+        elif imported is not None:
             cfg, weights = imported.config, Path(checkpoint if checkpoint is not None else model)
         elif config is not None:
             raise ValueError(f"config= is for detectron2 checkpoints (.pkl / .pth); {model} is not one")
@@ -351,9 +362,12 @@ class Predictor:
         self.batch_size = int(batch_size)
         self.flip_test = cfg.model.parsing.flip_test if flip_test is None else bool(flip_test)
         self.device = torch.device(device)
-        net = imported.model if imported is not None else build_model(cfg.model)
-        if imported is not None:
-            pass  # weights loaded and checked by the importer
+        if exported is not None:
+            net = exported[1]
+        else:
+            net = imported.model if imported is not None else build_model(cfg.model)
+        if imported is not None or exported is not None:
+            pass  # weights loaded and checked by the importer / the export's loader
         elif weights is None:
             warnings.warn(
                 f"Predictor({model!r}) has no checkpoint: the model has RANDOM weights (useful for tests only)",
@@ -366,7 +380,7 @@ class Predictor:
                 raise ValueError(f"{weights}: weights do not fit the {cfg.name!r} model ({err})") from err
         self.checkpoint = weights
         self.model: Detector = net.to(self.device).eval()
-        if optimize:
+        if optimize and exported is None:  # an export is as fast as it gets already
             prepare_for_inference(self.model)
 
     def __call__(self, image: ImageInput, *, bgr: bool = False) -> ImageResult:

@@ -290,4 +290,5 @@ class TimmBackbone(Backbone):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         features: list[Tensor] = self.body(x)
-        return dict(zip(self.names, features, strict=True))
+        # indexed (not zipped): FX graph-mode quantization traces this with a proxy of unknown length
+        return {name: features[k] for k, name in enumerate(self.names)}

@@ -107,6 +107,10 @@ class Detector(nn.Module):
         # and the RoI heads pool from copies of the maps in this memory format (None: the maps as they are).
         self.inference_only = False
         self.pooling_memory_format: torch.memory_format | None = None
+        # Set by ``densehuman.export.quantize``: the backend and the stages that run in int8 (None: float).
+        self.int8: dict[str, Any] | None = None
+        # "int8" / "onnx" for a model loaded from an export (``densehuman.export``), None otherwise.
+        self.exported: str | None = None
 
     def train(self, mode: bool = True) -> Detector:
         if mode and self.inference_only:

@@ -119,10 +119,11 @@ class FastNormalizedFusion(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(inputs))
         self.eps = eps
+        self.inputs = inputs  # a plain int: FX tracing cannot branch on the parameter's size
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        if len(inputs) != self.weight.numel():
-            raise ValueError(f"this fusion takes {self.weight.numel()} maps, got {len(inputs)}")
+        if len(inputs) != self.inputs:
+            raise ValueError(f"this fusion takes {self.inputs} maps, got {len(inputs)}")
         w = F.relu(self.weight)
         total = w[0] * inputs[0]
         for k in range(1, len(inputs)):

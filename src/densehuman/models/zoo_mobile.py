@@ -71,7 +71,7 @@ def mobile_model(
 
 
 def mobile_parsing_rcnn_a() -> Config:
-    """Mobile Parsing R-CNN (A): spnasnet_100, FPN 256, conv box head, ASPP + 4 convs, P2 32x32 (11.97 M)."""
+    """Mobile Parsing R-CNN (A): spnasnet_100, FPN 256, conv box head, ASPP + 4 convs, P2 32x32 (11.93 M)."""
     return Config(
         name="mobile_parsing_rcnn_a",
         model=mobile_model(256, "fpn", ""),

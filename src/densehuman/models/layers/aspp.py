@@ -51,11 +51,10 @@ class ASPP(nn.Module):
         pool_branch = list(self.convs[-1].children())
         pooled = pool_branch[1](pool_branch[0](x))  # (N, C, 1, 1)
         for layer in pool_branch[2:]:
-            if isinstance(layer, nn.GroupNorm) and pooled.shape[0] * pooled.shape[1] == layer.num_groups:
-                # PyTorch's GroupNorm refuses a single value per group (one RoI, one channel per group);
-                # duplicating the value keeps the group's mean and variance, so the result is unchanged
-                pooled = layer(pooled.expand(-1, -1, 1, 2))[..., :1]
-            else:
-                pooled = layer(pooled)
+            # PyTorch's GroupNorm refuses a single value per group (one RoI, one channel per group); duplicating the
+            # value keeps the group's mean and variance, so the result is unchanged (and the graph has no branch on
+            # the shape, which FX tracing could not follow)
+            grouped = isinstance(layer, nn.GroupNorm)
+            pooled = layer(pooled.expand(-1, -1, 1, 2))[..., :1] if grouped else layer(pooled)
         outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
         return self.project(torch.cat(outs, dim=1))
