@@ -302,6 +302,9 @@ def test_pointwise_conv2d_equals_conv2d_with_nchw_output(channels_last: bool, st
             out = pointwise_conv2d(x, weight, bias, stride)
         assert out.is_contiguous()
         assert_float32_close(out, F.conv2d(x, weight, bias, stride=stride), reduction_length=12)
+    with torch.no_grad():  # a branch with no RoI in the image: an empty batch, shaped as F.conv2d shapes it
+        empty = pointwise_conv2d(x[:0], weight, None, stride)
+    assert empty.shape == F.conv2d(x[:0], weight, None, stride=stride).shape
 
 
 def random_rois(num: int, images: int, seed: int = 0) -> Tensor:

@@ -104,7 +104,7 @@ def pointwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int
             torch.mm(w, columns, out=out[k])
         else:
             torch.addmm(bias[:, None], w, columns, out=out[k])
-    return out.view(n, -1, height, width)
+    return out.view(n, weight.shape[0], height, width)  # (no -1: n may be 0, a branch with no RoI)
 
 
 def _pointwise_candidate(conv: nn.Conv2d) -> bool:
