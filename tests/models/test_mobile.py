@@ -4,6 +4,7 @@ presets' parameter counts against the paper's tables."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +85,47 @@ def test_table_1_models_and_what_the_presets_run() -> None:
     assert prediction.densepose is not None
     assert prediction.densepose.u.shape[-2:] == (64, 64)  # 32 x 32 RoIs, one deconvolution, no upsampling
     assert model.rpn.pre_nms_topk[1] == model.rpn.post_nms_topk[1] == 100
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from densehuman.synth.engine import SynthJob, run_synth
+    from densehuman.synth.generator import SynthConfig
+
+    root = tmp_path_factory.mktemp("mobile") / "ds"
+    config = SynthConfig(size=(128, 160), max_people=2)
+    job = SynthJob(root, images=2, seed=5, val_fraction=0.0, config=config, workers=1, preview_count=0)
+    run_synth(job, progress=False)
+    return root
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mobile_parsing_rcnn_a", "mobile_parsing_rcnn_b", "mobile_parsing_rcnn_b_test_tuned", "mobile_parsing_rcnn_b_cpu"],
+)
+def test_every_mobile_preset_trains_and_its_run_folder_predicts(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    """Two training steps on synthetic images change the weights, and the run folder is a model for the Predictor."""
+    from safetensors.torch import load_file
+
+    from densehuman.config import apply_overrides, parse_set
+    from densehuman.engine.checkpoint import last_checkpoint
+    from densehuman.engine.trainer import run_training
+    from densehuman.inference.predictor import Predictor
+
+    settings = ["input.min_size_test=128", "input.max_size_test=160", "input.min_size_train=[128]",
+                "input.max_size_train=160", "solver.max_iter=2", "solver.ims_per_batch=2", "solver.warmup_iters=1",
+                "solver.steps=[10]", "solver.checkpoint_period=2", "data.num_workers=0",
+                "data.eval_max_images=0"]  # fmt: skip
+    config = apply_overrides(preset(name), parse_set(settings))
+    torch.manual_seed(0)
+    start = {k: v.clone() for k, v in build_model(config.model).state_dict().items()}
+    result = run_training(config, tiny_dataset, tmp_path / "run", progress=False)
+    assert result["iteration"] == 2
+    checkpoint = last_checkpoint(tmp_path / "run")
+    assert checkpoint is not None
+    trained = load_file(str(checkpoint))
+    moved = [k for k in start if k.startswith("extra_heads.0") and not torch.equal(start[k], trained[k])]
+    assert moved, "the DensePose head did not change"
+    image = torch.randint(0, 255, (128, 160, 3), dtype=torch.uint8).numpy()
+    people = Predictor(tmp_path / "run", min_score=0.0)(image).people
+    assert all(p.chart is not None for p in people)
