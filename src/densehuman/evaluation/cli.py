@@ -14,22 +14,27 @@ TABLE_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     text = (
-        "score DensePose results (GPS / GPSm / IOU AP and AR, box AP, pointwise RCP) or, with --task parsing, "
-        "human-parsing results (mIoU, APp, PCP, APr, APh as the official Parsing R-CNN / QANet code)"
+        "score DensePose results (GPS / GPSm / IOU AP and AR, box AP, pointwise RCP); with --task parsing, "
+        "human-parsing results (mIoU, APp, PCP, APr, APh as the official Parsing R-CNN / QANet code); with --task "
+        "wholebody, COCO-WholeBody keypoint results (OKS AP and AR per part, as xtcocotools)"
     )
     p = sub.add_parser("evaluate", help=text, description=text)
-    p.add_argument("--task", default="densepose", choices=("densepose", "parsing"), help="what to score (densepose)")
+    p.add_argument(
+        "--task", default="densepose", choices=("densepose", "parsing", "wholebody"), help="what to score (densepose)"
+    )
     p.add_argument(
         "--gt",
         required=True,
         help="ground truth: DensePose-COCO JSON; for parsing a CIHP / MHP v2.0 split folder, the CIHP "
-        "instance-level_human_parsing or MHP LV-MHP-v2 folder, or a `densehuman synth` dataset",
+        "instance-level_human_parsing or MHP LV-MHP-v2 folder, or a `densehuman synth` dataset; for wholebody a "
+        "COCO-WholeBody JSON",
     )
     p.add_argument(
         "--pred",
         required=True,
         help="results JSON (DensePose: challenge uv_shape/uv_data or detectron2 densepose; parsing: bbox, score, "
-        "base64 PNG parsing); for parsing, an images.json beside it maps its image ids to the split's file names",
+        "base64 PNG parsing; wholebody: keypoints, foot_kpts, face_kpts, lefthand_kpts, righthand_kpts, score); for "
+        "parsing, an images.json beside it maps its image ids to the split's file names",
     )
     p.add_argument("--dataset", choices=("cihp", "mhp"), help="parsing: the dataset (default: recognised)")
     p.add_argument("--split", default="val", help="parsing: the split of --gt (default val)")
@@ -90,6 +95,8 @@ def run_fake_predictions(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.task == "parsing":
         return run_parsing_evaluate(args)
+    if args.task == "wholebody":
+        return run_wholebody_evaluate(args)
     from densehuman.evaluation.densepose import MODES, DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import load_results
@@ -143,6 +150,23 @@ def run_parsing_evaluate(args: argparse.Namespace) -> int:
     figures = ParsingEvaluation(split, detections, progress=not args.quiet).run()
     figures["total_seconds"] = round(time.perf_counter() - started, 3)
     print(format_parsing_report(figures))
+    if args.out:
+        atomic.write_json(args.out, figures, indent=1)
+        print(f"figures: {args.out}")
+    return 0
+
+
+def run_wholebody_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate --task wholebody``: COCO-WholeBody keypoint AP and AR per part (``densehuman.evaluation.wholebody``);
+    ``--out``, as for the other tasks, is written atomically and replaced if it exists."""
+    from densehuman.evaluation.wholebody import evaluate_wholebody, format_wholebody_report
+
+    if args.out and Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give the path of the figures JSON file")
+    started = time.perf_counter()
+    figures = evaluate_wholebody(Path(args.gt), Path(args.pred))
+    figures["seconds"] = round(time.perf_counter() - started, 3)
+    print(format_wholebody_report(figures))
     if args.out:
         atomic.write_json(args.out, figures, indent=1)
         print(f"figures: {args.out}")
