@@ -238,6 +238,18 @@ def _body135_pairs() -> tuple[tuple[int, int], ...]:
 # PAF pair i uses the PAF channels 2i (x) and 2i + 1 (y).
 BODY135_PAF_PAIRS: tuple[tuple[int, int], ...] = _body135_pairs()
 
+# Left/right pairs of BODY_135, in the order of openpose_caffe_train ``poseModel.cpp`` ``SWAP_LEFT_RIGHT_KEYPOINTS``:
+# COCO body, feet, hands (left point k <-> right point k), then the face through the iBUG-68 table and the pupils.
+# UpperNeck and HeadTop are on the midline.
+BODY135_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    *COCO_FLIP_PAIRS,
+    (19, 22), (20, 23), (21, 24),  # feet
+    *((_H135 + k, _H135 + 20 + k) for k in range(20)),
+    *((_F135 + i, _F135 + j) for i, j in FACE68_FLIP_PAIRS),
+    (_F135 + 68, _F135 + 69),  # RPupil, LPupil
+)  # fmt: skip
+BODY135_FLIP_INDEX = flip_permutation(BODY135_FLIP_PAIRS, NUM_BODY135)
+
 
 def _wholebody_to_body135() -> np.ndarray:
     index = np.full(NUM_BODY135, -1, dtype=np.int64)
