@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_body(sub)
     _add_synth(sub)
+    from densehuman.synth import partial_cli
+
+    partial_cli.add_parser(sub)
     from densehuman.evaluation import cli as evaluation_cli
 
     evaluation_cli.add_parsers(sub)
@@ -330,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return evaluation_cli.run_fake_predictions(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "synth-partial":
+            from densehuman.synth import partial as synth_partial
+
+            return synth_partial.run(args)
         if args.command == "export":
             from densehuman.export import cli as export_cli
 
