@@ -40,12 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from densehuman.config import apply_config_file, apply_overrides, parse_set
+    from densehuman.engine.wholebody_config import WHOLEBODY_PRESETS
     from densehuman.models.zoo import PRESETS
 
     if args.list_presets:
         for name, make in PRESETS.items():
             print(f"{name:34} {(make.__doc__ or '').strip().splitlines()[0] if make.__doc__ else ''}")
+        for name, make_wholebody in WHOLEBODY_PRESETS.items():
+            doc = (make_wholebody.__doc__ or "").strip().splitlines()
+            print(f"{name:34} {doc[0] if doc else ''} (whole-body)")
         return 0
+    if args.preset in WHOLEBODY_PRESETS:
+        return _run_wholebody(args)
     for flag in ("data", "out"):
         if not getattr(args, flag):
             raise ValueError(f"--{flag} is required")
@@ -85,3 +91,34 @@ def _base_config(name: str | None, init: Path | None) -> Config:
         config, _ = resolve_config(read_detectron2_weights(init), None)
         return config
     raise ValueError("--preset is required (or a detectron2 checkpoint as --init, whose config is then used)")
+
+
+def _run_wholebody(args: argparse.Namespace) -> int:
+    """``densehuman train --preset body135...``: the whole-body network (``engine.wholebody_trainer``)."""
+    from densehuman.config import apply_config_file, apply_overrides, parse_set
+    from densehuman.engine.wholebody_config import wholebody_preset
+    from densehuman.engine.wholebody_trainer import run_wholebody_training
+
+    for flag in ("data", "out"):
+        if not getattr(args, flag):
+            raise ValueError(f"--{flag} is required")
+    init = Path(args.init) if args.init else None
+    if init is not None and not init.is_file():
+        raise FileNotFoundError(f"--init {init}: no such file")
+    config = wholebody_preset(args.preset)
+    if args.config:
+        config = apply_config_file(config, args.config)
+    if args.set:
+        config = apply_overrides(config, parse_set(args.set))
+    result = run_wholebody_training(
+        config, Path(args.data), Path(args.out), resume=args.resume, progress=not args.quiet, init=init
+    )
+    line = f"trained {config.name} to iteration {result['iteration']} in {result['seconds']:.0f} s"
+    line += f" ({result['images_per_s']:.2f} images/s)"
+    if "total_loss" in result:
+        line += f"; loss {result['total_loss']:.4g}"
+    if result.get("eval"):
+        line += "; val AP " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result["eval"].items() if v >= 0)
+    print(line)
+    print(f"run folder: {args.out}")
+    return 0

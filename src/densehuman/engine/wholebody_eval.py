@@ -1,0 +1,138 @@
+"""Evaluation of the whole-body network during training: predict the validation images, score COCO-WholeBody AP.
+
+For each image of the split's ``coco_wholebody_{split}.json``: resize it so that its height is ``eval_height`` (0:
+as it is), pad it grey to a multiple of 8, run the network, upsample the final heatmaps and PAFs by 8
+(``peaks.upsample_maps``, OpenPose's cubic resize), cut the padding off and assemble people
+(``assembly.assemble``). ``assemble`` reports a point at pixel-centre position ``p`` of the network input as
+``p + 0.5``; that goes back to the image (the resize maps pixel centres as ``p' + 0.5 = s (p + 0.5)``) and to the
+file's convention, whose pixel centres are at ``pixel_origin`` (0.5 for ``densehuman synth``, whose pixel i spans
+[i, i + 1); 0 for COCO). People become COCO-WholeBody results (BODY_135 -> 133 order, hand roots from the wrists)
+scored by ``evaluate_wholebody``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from densehuman.data.wholebody_transforms import OPENPOSE_NORMALIZATION, PAD_VALUE, Normalization
+from densehuman.evaluation.wholebody import evaluate_wholebody
+from densehuman.keypoints.layouts import FACE, FOOT, LEFT_HAND, RIGHT_HAND, body135_to_wholebody
+from densehuman.models.bottomup.assembly import assemble
+from densehuman.models.bottomup.network import WholeBodyNet
+from densehuman.models.bottomup.peaks import upsample_maps
+from densehuman.validation import InputError, read_json
+from densehuman.validation.images import read_image
+
+STRIDE = 8
+
+
+def val_files(root: Path, split: str) -> tuple[Path, Path]:
+    """The COCO-WholeBody ground truth of ``split`` and its image folder in a ``densehuman synth`` dataset."""
+    return root / "annotations" / f"coco_wholebody_{split}.json", root / "images" / split
+
+
+@torch.no_grad()
+def predict_people(
+    net: WholeBodyNet,
+    image: np.ndarray,
+    eval_height: int = 0,
+    *,
+    device: torch.device | None = None,
+    pixel_origin: float = 0.5,
+    normalization: Normalization = OPENPOSE_NORMALIZATION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """People in an RGB uint8 ``image``: ``(keypoints (P, 135, 3) x, y, score in the image's coordinates with
+    pixel centres at ``pixel_origin``; zeros for missing points, scores (P,))``. ``net`` must be in eval mode."""
+    height, width = image.shape[:2]
+    if eval_height > 0 and eval_height != height:
+        size = (max(1, round(width * eval_height / height)), eval_height)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if eval_height > height else cv2.INTER_AREA)
+    in_h, in_w = image.shape[:2]
+    pad_h, pad_w = -in_h % STRIDE, -in_w % STRIDE
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    device = device or next(net.parameters()).device
+    output = net(normalization(image)[None].to(device))
+    heatmaps = output.final_heatmaps[0].float().cpu().numpy()
+    pafs = output.final_pafs[0].float().cpu().numpy()
+    heatmaps = upsample_maps(heatmaps, STRIDE)[:, :in_h, :in_w]
+    pafs = upsample_maps(pafs, STRIDE)[:, :in_h, :in_w]
+    keypoints, scores = assemble(heatmaps, pafs)
+    found = keypoints[..., 2] > 0
+    sx, sy = in_w / width, in_h / height
+    # assemble gives p' + 0.5 (p' the pixel centre in the network input); image pixel centre p = (p' + 0.5) / s - 0.5
+    keypoints[..., 0] = np.where(found, keypoints[..., 0] / sx - 0.5 + pixel_origin, 0.0)
+    keypoints[..., 1] = np.where(found, keypoints[..., 1] / sy - 0.5 + pixel_origin, 0.0)
+    return keypoints, scores
+
+
+def wholebody_results(
+    keypoints: np.ndarray, scores: np.ndarray, image_id: int, category_id: int = 1
+) -> list[dict[str, Any]]:
+    """COCO-WholeBody result objects of one image's people (BODY_135 keypoints, see ``predict_people``)."""
+    out = []
+    for person, score in zip(body135_to_wholebody(keypoints), scores, strict=True):
+        points = np.where(person[:, 2:3] > 0, person, 0.0)
+
+        def flat(part: slice, points: np.ndarray = points) -> list[float]:
+            return [round(float(v), 3) for v in points[part].reshape(-1)]
+
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": flat(slice(0, 17)),
+                "foot_kpts": flat(FOOT),
+                "face_kpts": flat(FACE),
+                "lefthand_kpts": flat(LEFT_HAND),
+                "righthand_kpts": flat(RIGHT_HAND),
+                "score": float(score),
+            }
+        )
+    return out
+
+
+def evaluate_net(
+    net: WholeBodyNet,
+    gt_path: Path,
+    images_dir: Path,
+    *,
+    eval_height: int = 0,
+    max_images: int = 0,
+    pixel_origin: float = 0.5,
+    device: torch.device | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Predict the images of the COCO-WholeBody file ``gt_path`` (the first ``max_images``; 0: all) and score them.
+    Returns ``(evaluate_wholebody figures, results)``. ``net`` is put in eval mode and left there."""
+    gt = read_json(gt_path, "COCO-WholeBody ground-truth file")
+    if not isinstance(gt, Mapping) or not isinstance(gt.get("images"), list) or not gt.get("categories"):
+        raise InputError(gt_path, "not a COCO-WholeBody file (images and categories needed)")
+    images = gt["images"][:max_images] if max_images else gt["images"]
+    if max_images:
+        kept = {int(im["id"]) for im in images}
+        gt = {**gt, "images": images, "annotations": [a for a in gt["annotations"] if int(a["image_id"]) in kept]}
+    category = int(gt["categories"][0]["id"])
+    net.eval()
+    results: list[dict[str, Any]] = []
+    for image in tqdm(images, desc="eval", unit="img", disable=not progress, leave=False):
+        path = images_dir / str(image["file_name"])
+        try:
+            pixels = read_image(path)
+        except FileNotFoundError:
+            raise InputError(path, "image file missing", item=f"image id {image['id']}", field="file_name") from None
+        keypoints, scores = predict_people(net, pixels, eval_height, device=device, pixel_origin=pixel_origin)
+        results += wholebody_results(keypoints, scores, int(image["id"]), category)
+    return evaluate_wholebody(gt, results), results
+
+
+def part_aps(figures: Mapping[str, Any]) -> dict[str, float]:
+    """``{part: AP}`` of ``evaluate_wholebody`` figures (-1 where a part has nothing to score)."""
+    return {part: round(float(row["AP"]), 6) for part, row in figures["parts"].items()}
