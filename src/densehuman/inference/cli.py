@@ -1,4 +1,5 @@
-"""``densehuman predict``: dense pose and human parts for images, folders and videos, as pictures and as data."""
+"""``densehuman predict``: dense pose and human parts for images, folders and videos, as pictures and as data;
+whole-body keypoints (OpenPose BODY_135) with ``--task wholebody`` (``densehuman.inference.wholebody_cli``)."""
 
 from __future__ import annotations
 
@@ -21,20 +22,22 @@ from densehuman.inference.outputs import (
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-TASKS = ("auto", "densepose", "parsing", "all")
+TASKS = ("auto", "densepose", "parsing", "all", "wholebody")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     text = (
         "run a model on images, folders or videos: dense pose (visualizations, IUV/INDS PNGs, results JSON, arrays) "
-        "and human parts (parsing pictures, CIHP-style maps, parsing results JSON)"
+        "and human parts (parsing pictures, CIHP-style maps, parsing results JSON); whole-body keypoints with "
+        "--task wholebody (skeleton pictures, OpenPose JSON, COCO-WholeBody results)"
     )
     p = sub.add_parser("predict", help=text, description=text)
     p.add_argument("inputs", nargs="+", help="images, videos, folders (searched recursively) or glob patterns")
     p.add_argument(
         "--model",
         help="a run folder, a densehuman checkpoint, a preset name, or a detectron2 DensePose checkpoint (.pkl/.pth); "
-        "default: the bundled model (trained on synthetic people only)",
+        "default: the bundled model (trained on synthetic people only). --task wholebody: a whole-body checkpoint, "
+        "an OpenPose BODY_135 .caffemodel or a preset (body135, body135_cpu: random weights, for tests)",
     )
     p.add_argument("--checkpoint", help="weights for a preset given as --model")
     p.add_argument(
@@ -43,12 +46,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "it, the zoo file name, or what its tensors show)",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--min-score", type=float, default=0.5, help="keep people scoring at least this (0.5)")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="keep people scoring at least this (0.5; --task wholebody: 0, every person the assembly keeps)",
+    )
     p.add_argument(
         "--task",
         default="auto",
         choices=TASKS,
-        help="densepose, parsing, or all (both, from a two-branch model); default: what the model has",
+        help="densepose, parsing, or all (both, from a two-branch model), or wholebody (BODY_135 keypoints, from a "
+        "whole-body model); default: what the model has",
+    )
+    p.add_argument(
+        "--net-height",
+        type=int,
+        help="--task wholebody: network input height, a multiple of 8 (default: the model's, e.g. 480 for BODY_135)",
     )
     p.add_argument(
         "--vis",
@@ -177,6 +191,22 @@ def _check_names(text: str | None, kinds: tuple[str, ...], option: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from densehuman.inference.wholebody_cli import is_wholebody_model, run_wholebody
+
+    wholebody = args.model is not None and is_wholebody_model(args.model)
+    if args.task == "wholebody" or (args.task == "auto" and wholebody):
+        if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+            raise ValueError(f"--min-score {args.min_score}: a person score threshold must be in [0, 1]")
+        inputs = collect_inputs(args.inputs)
+        if not inputs:
+            raise ValueError(f"no images or videos in {', '.join(args.inputs)}")
+        return run_wholebody(args, inputs)
+    if wholebody:
+        raise ValueError(f"{args.model} is a whole-body (BODY_135) model: use --task wholebody, not --task {args.task}")
+    if args.net_height is not None:
+        raise ValueError("--net-height is for --task wholebody")
+    if args.min_score is None:
+        args.min_score = 0.5
     _check_names(args.vis, VIS_KINDS, "--vis")
     _check_names(args.save, SAVE_KINDS, "--save")
     if not 0.0 <= args.min_score <= 1.0:
