@@ -4,7 +4,7 @@
   FC), every box pooled from P2 at 32 x 32 (RoIAlignV2, adaptive sampling), ASPP + 4 convolutions without the
   non-local block, 256 channels, 64 x 64 outputs (no upsampling after the deconvolutions);
 - ``mobile_parsing_rcnn_b``: the same with one BiFPN layer over the expansion features and 64 channels in the neck
-  and every head (3.37 M parameters; the paper: 3.35 M), trained 3x (390k iterations, steps at 330k and 370k);
+  and every head (3.34 M parameters; the paper: 3.35 M), trained 3x (390k iterations, steps at 330k and 370k);
 - ``mobile_parsing_rcnn_b_test_tuned``: (B) tested at 512 px with 100 proposals per FPN level before and after
   the RPN's NMS and a box NMS of 0.3 (the paper's "test-tuned" settings);
 - ``mobile_parsing_rcnn_b_cpu``: (B) for training from scratch on a CPU (trainable batch norms, GroupNorm in the
@@ -81,7 +81,7 @@ def mobile_parsing_rcnn_a() -> Config:
 
 
 def mobile_parsing_rcnn_b() -> Config:
-    """Mobile Parsing R-CNN (B s3x): one BiFPN layer over the expansion features, 64 channels (3.37 M)."""
+    """Mobile Parsing R-CNN (B s3x): one BiFPN layer over the expansion features, 64 channels (3.34 M)."""
     return Config(
         name="mobile_parsing_rcnn_b",
         model=mobile_model(64, "bifpn", "expansion"),
