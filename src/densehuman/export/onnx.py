@@ -144,6 +144,11 @@ class OrtStage(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         inputs = list(args[0]) if self.list_input else list(args)
+        if not self.list_input and inputs and inputs[0].shape[0] == 0:
+            # no RoI in this image: ONNX shape arithmetic is ambiguous on empty batches (a reshape with -1), so run
+            # one zero RoI and keep none of its outputs, which gives the outputs' shapes
+            outputs = self.forward(*[t.new_zeros((1, *t.shape[1:])) for t in inputs])
+            return unflatten_outputs([t[:0] for t in flatten_outputs(outputs)[0]], self.spec)
         feeds = {
             name: np.ascontiguousarray(t.detach().cpu().float().numpy())
             for name, t in zip(self.input_names, inputs, strict=True)
