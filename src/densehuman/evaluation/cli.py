@@ -97,6 +97,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_parsing_evaluate(args)
     if args.task == "wholebody":
         return run_wholebody_evaluate(args)
+    from dataclasses import replace
+
     from densehuman.evaluation.densepose import MODES, DensePoseEvalConfig, DensePoseEvaluation, load_ground_truth
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import load_results
@@ -112,9 +114,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     gt = load_ground_truth(args.gt)
     categories = {int(c["id"]) for c in gt.get("categories", [])} or {1}
-    detections = load_results(
-        Path(args.pred), image_ids={int(im["id"]) for im in gt["images"]}, category_ids=categories
-    )
+    index = _image_index(args.pred, {Path(str(im["file_name"])).stem: int(im["id"]) for im in gt["images"]}, args.gt)
+    image_ids = set(index) if index is not None else {int(im["id"]) for im in gt["images"]}
+    detections = load_results(Path(args.pred), image_ids=image_ids, category_ids=categories)
+    if index is not None:
+        detections = [replace(d, image_id=index[d.image_id]) for d in detections]
     body = load_eval_body(args.body)
     figures = DensePoseEvaluation(gt, detections, body, config, progress=not args.quiet).run()
     figures["seconds"] = round(time.perf_counter() - started, 3)
@@ -126,6 +130,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plot_rcp(figures["rcp"], args.plot)
         print(f"RCP curve: {args.plot}")
     return 0
+
+
+def _image_index(pred: str, by_name: dict[str, int], gt: str) -> dict[int, int] | None:
+    """Results ids -> ground-truth ids through the ``images.json`` that ``densehuman predict`` writes beside its
+    results (None without one: the results then use the ground truth's ids)."""
+    from densehuman.evaluation.image_index import beside, read_image_index
+
+    listing = beside(pred)
+    return read_image_index(listing, by_name, gt) if listing is not None else None
 
 
 def run_parsing_evaluate(args: argparse.Namespace) -> int:
@@ -159,12 +172,27 @@ def run_parsing_evaluate(args: argparse.Namespace) -> int:
 def run_wholebody_evaluate(args: argparse.Namespace) -> int:
     """``evaluate --task wholebody``: COCO-WholeBody keypoint AP and AR per part (``densehuman.evaluation.wholebody``);
     ``--out``, as for the other tasks, is written atomically and replaced if it exists."""
+    from densehuman.evaluation.image_index import beside
     from densehuman.evaluation.wholebody import evaluate_wholebody, format_wholebody_report
+    from densehuman.validation import read_json
 
     if args.out and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give the path of the figures JSON file")
     started = time.perf_counter()
-    figures = evaluate_wholebody(Path(args.gt), Path(args.pred))
+    results: Path | list[Any] = Path(args.pred)
+    gt_data = read_json(args.gt, "COCO-WholeBody ground truth") if beside(args.pred) is not None else None
+    if isinstance(gt_data, dict) and isinstance(gt_data.get("images"), list):
+        images = [im for im in gt_data["images"] if isinstance(im, dict) and isinstance(im.get("id"), int)]
+        index = _image_index(args.pred, {Path(str(im.get("file_name"))).stem: im["id"] for im in images}, args.gt)
+        records = read_json(args.pred, "COCO-WholeBody results")
+        if index is not None and isinstance(records, list):  # the ids of images.json -> the ground truth's
+            results = [
+                dict(r, image_id=index.get(r["image_id"], r["image_id"]))
+                if isinstance(r, dict) and isinstance(r.get("image_id"), int)
+                else r
+                for r in records
+            ]
+    figures = evaluate_wholebody(Path(args.gt), results)
     figures["seconds"] = round(time.perf_counter() - started, 3)
     print(format_wholebody_report(figures))
     if args.out:

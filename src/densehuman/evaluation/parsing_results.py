@@ -269,25 +269,6 @@ def read_image_index(path: str | Path, split: ParsingSplit) -> dict[int, int]:
     """Results image id -> split ``image_id``, from an ``images.json`` (a list of ``{"id", "file_name", ...}``):
     each id maps to the split entry whose name is the file's stem. An image the split does not have is an error
     (its detections could not be scored)."""
-    path = Path(path)
-    data = read_json(path, "image list")
-    if not isinstance(data, list):
-        raise InputError(path, f"an image list is a JSON list of {{'id', 'file_name'}} objects, got {describe(data)}")
-    by_name = {e.name: e.image_id for e in split}
-    index: dict[int, int] = {}
-    for i, record in enumerate(data):
-        item = f"images[{i}]"
-        if not isinstance(record, Mapping):
-            raise InputError(path, f"expected an object, got {describe(record)}", item=item)
-        image_id = _integer(record, "id", path, item)
-        item = f"images[{i}] (id {image_id})"
-        name = _field(record, "file_name", path, item)
-        if not isinstance(name, str) or not name:
-            raise InputError(path, f"expected a file name, got {describe(name)}", item=item, field="file_name")
-        if image_id in index:
-            raise InputError(path, "listed twice", item=item, field="id")
-        stem = Path(name).stem
-        if stem not in by_name:
-            raise InputError(path, f"{name!r} is not an image of the split {split.root}", item=item, field="file_name")
-        index[image_id] = by_name[stem]
-    return index
+    from densehuman.evaluation.image_index import read_image_index as read_index
+
+    return read_index(path, {e.name: e.image_id for e in split}, f"the split {split.root}")
