@@ -47,6 +47,10 @@ from densehuman.export.stages import (
 from densehuman.export.trunk import trace_trunk
 from densehuman.models.detector import Detector
 
+# Quantized ASPP blocks concatenate branches with their own scales, which PyTorch requantizes (exactly what the
+# model needs) while warning on every call; the warning would fill a user's terminal at each image.
+warnings.filterwarnings("ignore", message="All inputs of this cat operator must share the same quantization")
+
 INT8_FORMAT = "densehuman-int8"
 INT8_VERSION = 1
 INT8_FILE = "model_final.int8.zip"  # what quantization-aware training writes in its run folder
