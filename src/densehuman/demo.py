@@ -12,7 +12,7 @@ import numpy as np
 
 from densehuman import atomic
 
-BUNDLED_MODEL = Path(__file__).parent / "weights" / "densepose_rcnn_mobilenetv3_synthetic.safetensors"
+BUNDLED_MODEL = Path(__file__).parent / "weights" / "mobile_parsing_rcnn_b_synthetic.safetensors"
 MODEL_CARD = BUNDLED_MODEL.with_name("MODEL_CARD.md")
 
 
