@@ -12,8 +12,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ from densehuman.engine.distributed import DistInfo, barrier, init_distributed, r
 from densehuman.engine.schedule import build_optimizer, build_scheduler
 from densehuman.validation import InputError, read_yaml
 
+T = TypeVar("T")
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -40,9 +43,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
+def check_run_folder(
+    run_dir: Path,
+    config: T,
+    resume: bool,
+    load: Callable[[dict[str, Any]], T],
+    dump: Callable[[T], dict[str, Any]],
+    what: str = "densehuman run",
+) -> T:
     """The config the run will use, once the folder is known to be usable; writes nothing. On resume the stored
-    config wins (a changed one is an error naming the sections); a fresh run needs a new or empty folder."""
+    config wins (a changed one is an error naming the sections); a fresh run needs a new or empty folder. ``load``
+    and ``dump`` turn the kind of config ``config`` is from and to its ``config.yaml`` dict; ``what`` names the run
+    kind in errors."""
     stored = run_dir / "config.yaml"
     if resume:
         if not stored.is_file():
@@ -51,11 +63,11 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
         try:
             if not isinstance(data, dict):
                 raise ValueError("the top level is not a mapping")
-            saved = from_dict(data)
+            saved = load(data)
         except ValueError as err:
-            raise InputError(stored, f"not the config of a densehuman run ({err})") from None
-        if to_dict(saved) != to_dict(config):
-            a, b = to_dict(saved), to_dict(config)
+            raise InputError(stored, f"not the config of a {what} ({err})") from None
+        a, b = dump(saved), dump(config)
+        if a != b:
             diff = sorted(k for k in a if a[k] != b.get(k))
             raise ValueError(f"--resume: the run in {run_dir} used another config (sections {', '.join(diff)})")
         return saved
@@ -64,6 +76,11 @@ def check_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"{run_dir} is not empty; choose a new run folder or pass --resume to continue it")
     return config
+
+
+def check_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:
+    """``check_run_folder`` for the region models' configs."""
+    return check_run_folder(run_dir, config, resume, from_dict, to_dict)
 
 
 def prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> Config:

@@ -18,44 +18,26 @@ import torch
 from safetensors.torch import save
 
 from densehuman import atomic
-from densehuman.engine.checkpoint import LAST, _flatten_optimizer, _numpy_state, load_weights, read_metadata
+from densehuman.engine.checkpoint import LAST, _flatten_optimizer, _numpy_state, read_metadata
 from densehuman.engine.wholebody_config import (
     WholeBodyTrainConfig,
     wholebody_config_dict,
     wholebody_config_from_dict,
 )
-from densehuman.models.bottomup.config import build_wholebody_net
+from densehuman.inference.wholebody import WHOLEBODY_FORMAT
 from densehuman.models.bottomup.network import WholeBodyNet
-from densehuman.validation import InputError, read_yaml
 
-CHECKPOINT_FORMAT = "densehuman-wholebody-1"
+CHECKPOINT_FORMAT = WHOLEBODY_FORMAT  # the format the predictor reads
 
 
 # ------------------------------------------------------------------------------------------------ run folder
 def check_wholebody_run_dir(run_dir: Path, config: WholeBodyTrainConfig, resume: bool) -> WholeBodyTrainConfig:
-    """The config the run will use, once the folder is usable; writes nothing. On resume the stored config must
-    equal ``config`` (an error names the differing sections); a fresh run needs a new or empty folder."""
-    stored = run_dir / "config.yaml"
-    if resume:
-        if not stored.is_file():
-            raise ValueError(f"--resume: {run_dir} holds no run (no config.yaml)")
-        data = read_yaml(stored, "run config")
-        try:
-            if not isinstance(data, dict):
-                raise ValueError("the top level is not a mapping")
-            saved = wholebody_config_from_dict(data)
-        except ValueError as err:
-            raise InputError(stored, f"not the config of a densehuman whole-body run ({err})") from None
-        a, b = wholebody_config_dict(saved), wholebody_config_dict(config)
-        if a != b:
-            diff = sorted(k for k in a if a[k] != b.get(k))
-            raise ValueError(f"--resume: the run in {run_dir} used another config (sections {', '.join(diff)})")
-        return saved
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"{run_dir} is a file; choose a new run folder")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"{run_dir} is not empty; choose a new run folder or pass --resume to continue it")
-    return config
+    """``engine.trainer.check_run_folder`` for whole-body training configs."""
+    from densehuman.engine.trainer import check_run_folder
+
+    return check_run_folder(
+        run_dir, config, resume, wholebody_config_from_dict, wholebody_config_dict, "densehuman whole-body run"
+    )
 
 
 # -------------------------------------------------------------------------------------------------- checkpoints
@@ -92,16 +74,11 @@ def save_wholebody_checkpoint(
 
 
 def load_wholebody_checkpoint(path: Path) -> tuple[WholeBodyNet, dict[str, str]]:
-    """The network of a whole-body checkpoint (built from its stored ``WholeBodyNetConfig``) and its metadata."""
-    from densehuman.config import apply_overrides
-    from densehuman.models.bottomup.config import WholeBodyNetConfig
+    """The network of a whole-body checkpoint (``inference.wholebody.load_wholebody_checkpoint``: every weight
+    checked, errors naming the file) and its metadata."""
+    from densehuman.inference.wholebody import load_wholebody_checkpoint as load_checked
 
-    meta = read_metadata(path)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a whole-body checkpoint (format {meta.get('format')!r})")
-    net = build_wholebody_net(apply_overrides(WholeBodyNetConfig(), json.loads(meta["config"])))
-    load_weights(path, net)
-    return net, meta
+    return load_checked(path).net, read_metadata(path)
 
 
 def truncate_metrics(path: Path, iteration: int) -> None:
