@@ -1,10 +1,8 @@
 """Evaluation of the whole-body network during training: predict the validation images, score COCO-WholeBody AP.
 
-For each image of the split's ``coco_wholebody_{split}.json``: resize it so that its height is ``eval_height`` (0:
-as it is), pad it grey to a multiple of 8, run the network, upsample the final heatmaps and PAFs by 8
-(``peaks.upsample_maps``, OpenPose's cubic resize), cut the padding off and assemble people
-(``assembly.assemble``). ``assemble`` reports a point at pixel-centre position ``p`` of the network input as
-``p + 0.5``; that goes back to the image (the resize maps pixel centres as ``p' + 0.5 = s (p + 0.5)``) and to the
+For each image of the split's ``coco_wholebody_{split}.json``: find people exactly as ``densehuman predict --task
+wholebody`` does (``inference.wholebody.parse_image``: OpenPose's preprocessing at net height ``eval_height``, the
+network, the parse), then move OpenPose's image coordinates (pixel centre ``p`` reported as ``p + 0.5``) to the
 file's convention, whose pixel centres are at ``pixel_origin`` (0.5 for ``densehuman synth``, whose pixel i spans
 [i, i + 1); 0 for COCO). People become COCO-WholeBody results (BODY_135 -> 133 order, hand roots from the wrists)
 scored by ``evaluate_wholebody``.
@@ -16,17 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from densehuman.data.wholebody_transforms import OPENPOSE_NORMALIZATION, PAD_VALUE, Normalization
 from densehuman.evaluation.wholebody import evaluate_wholebody
+from densehuman.inference.wholebody import parse_image
 from densehuman.keypoints.layouts import FACE, FOOT, LEFT_HAND, RIGHT_HAND, body135_to_wholebody
-from densehuman.models.bottomup.assembly import assemble
 from densehuman.models.bottomup.network import WholeBodyNet
-from densehuman.models.bottomup.peaks import upsample_maps
 from densehuman.validation import InputError, read_json
 from densehuman.validation.images import read_image
 
@@ -38,7 +33,6 @@ def val_files(root: Path, split: str) -> tuple[Path, Path]:
     return root / "annotations" / f"coco_wholebody_{split}.json", root / "images" / split
 
 
-@torch.no_grad()
 def predict_people(
     net: WholeBodyNet,
     image: np.ndarray,
@@ -46,31 +40,18 @@ def predict_people(
     *,
     device: torch.device | None = None,
     pixel_origin: float = 0.5,
-    normalization: Normalization = OPENPOSE_NORMALIZATION,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """People in an RGB uint8 ``image``: ``(keypoints (P, 135, 3) x, y, score in the image's coordinates with
+    """People in an RGB uint8 ``image`` as ``WholeBodyPredictor`` finds them at net height ``eval_height`` (0: the
+    image height rounded to a multiple of 8): ``(keypoints (P, 135, 3) x, y, score in the image's coordinates with
     pixel centres at ``pixel_origin``; zeros for missing points, scores (P,))``. ``net`` must be in eval mode."""
-    height, width = image.shape[:2]
-    if eval_height > 0 and eval_height != height:
-        size = (max(1, round(width * eval_height / height)), eval_height)
-        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if eval_height > height else cv2.INTER_AREA)
-    in_h, in_w = image.shape[:2]
-    pad_h, pad_w = -in_h % STRIDE, -in_w % STRIDE
-    if pad_h or pad_w:
-        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    device = device or next(net.parameters()).device
-    output = net(normalization(image)[None].to(device))
-    heatmaps = output.final_heatmaps[0].float().cpu().numpy()
-    pafs = output.final_pafs[0].float().cpu().numpy()
-    heatmaps = upsample_maps(heatmaps, STRIDE)[:, :in_h, :in_w]
-    pafs = upsample_maps(pafs, STRIDE)[:, :in_h, :in_w]
-    keypoints, scores = assemble(heatmaps, pafs)
+    net_height = eval_height or max(STRIDE, STRIDE * round(image.shape[0] / STRIDE))
+    parsed = parse_image(net, image, net_height, device=device)
+    keypoints = parsed.keypoints
     found = keypoints[..., 2] > 0
-    sx, sy = in_w / width, in_h / height
-    # assemble gives p' + 0.5 (p' the pixel centre in the network input); image pixel centre p = (p' + 0.5) / s - 0.5
-    keypoints[..., 0] = np.where(found, keypoints[..., 0] / sx - 0.5 + pixel_origin, 0.0)
-    keypoints[..., 1] = np.where(found, keypoints[..., 1] / sy - 0.5 + pixel_origin, 0.0)
-    return keypoints, scores
+    # the predictor reports OpenPose's p + 0.5 for the pixel centre p (counted from 0)
+    shift = np.float32(pixel_origin - 0.5)
+    keypoints[..., :2] = np.where(found[..., None], keypoints[..., :2] + shift, 0.0)
+    return keypoints, parsed.scores
 
 
 def wholebody_results(

@@ -65,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="--task wholebody: network input height, a multiple of 8 (default: the model's, e.g. 480 for BODY_135)",
     )
     p.add_argument(
+        "--exact-maps",
+        action="store_true",
+        help="--task wholebody: parse OpenPose's x8-upsampled maps (slower); default: the same parse computed from "
+        "the network's stride-8 maps, around their maxima",
+    )
+    p.add_argument(
         "--vis",
         help=f"comma list of: {','.join(VIS_KINDS)} (default: segm,contour,bbox for dense pose, parsing,bbox for "
         "parsing)",
@@ -203,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
         return run_wholebody(args, inputs)
     if wholebody:
         raise ValueError(f"{args.model} is a whole-body (BODY_135) model: use --task wholebody, not --task {args.task}")
-    if args.net_height is not None:
-        raise ValueError("--net-height is for --task wholebody")
+    if args.net_height is not None or args.exact_maps:
+        raise ValueError("--net-height and --exact-maps are for --task wholebody")
     if args.min_score is None:
         args.min_score = 0.5
     _check_names(args.vis, VIS_KINDS, "--vis")

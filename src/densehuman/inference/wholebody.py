@@ -40,12 +40,13 @@ import numpy as np
 import torch
 
 from densehuman import atomic
-from densehuman.inference.wholebody_preprocess import check_net_height, prepare_input
-from densehuman.keypoints.layouts import NUM_BODY135, body135_to_wholebody
-from densehuman.models.bottomup.assembly import AssemblyConfig, assemble
+from densehuman.inference.wholebody_preprocess import NetInput, check_net_height, prepare_input
+from densehuman.keypoints.layouts import BODY135_PAF_PAIRS, NUM_BODY135, body135_to_wholebody
+from densehuman.models.bottomup.assembly import BODY135_PAF_CHANNELS, AssemblyConfig, assemble_from_peaks
+from densehuman.models.bottomup.coarse_maps import RowSampledMaps, find_peaks_coarse
 from densehuman.models.bottomup.config import WholeBodyNetConfig, build_wholebody_net
 from densehuman.models.bottomup.network import WholeBodyNet, normalize_openpose
-from densehuman.models.bottomup.peaks import NET_DECREASE_FACTOR, cubic_resize_matrix
+from densehuman.models.bottomup.peaks import NET_DECREASE_FACTOR, cubic_resize_matrix, find_peaks
 
 WHOLEBODY_FORMAT = "densehuman-wholebody-1"
 # name -> (config, default net input height): 480 rows is OpenPose's BODY_135 setting (``-1x480``), 368 its default
@@ -247,7 +248,9 @@ class WholeBodyPerson:
 class WholeBodyResult:
     """The people of one image; ``image_size`` (H, W), ``net_input_size`` (H, W) of the padded net input,
     ``scale`` image -> net input pixels, and the time spent in the network (``network_seconds``, including the copy
-    of its outputs off the device) and in upsampling + parsing (``assembly_seconds``)."""
+    of its outputs off the device), on the maps (``maps_seconds``: heatmap peaks and PAF resizing, or with
+    ``exact_maps`` the full x8 upsampling and peaks) and in the assembly (``assembly_seconds``: PAF connections,
+    people, filters)."""
 
     people: list[WholeBodyPerson]
     image_size: tuple[int, int]
@@ -255,6 +258,7 @@ class WholeBodyResult:
     scale: float
     network_seconds: float
     assembly_seconds: float
+    maps_seconds: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------------- predictor
@@ -321,6 +325,68 @@ def _as_rgb(image: Any, bgr: bool) -> np.ndarray:
     return as_rgb(image, bgr)
 
 
+@dataclass(frozen=True)
+class ParsedImage:
+    """``parse_image``'s output: keypoints (P, 135, 3) in image pixels (OpenPose's convention, module docstring),
+    person scores (P,), the prepared net input and the seconds spent in the network, on the maps and in the
+    assembly (``WholeBodyResult``)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    prepared: NetInput
+    network_seconds: float
+    maps_seconds: float
+    assembly_seconds: float
+
+    @property
+    def net_size(self) -> tuple[int, int]:
+        return (int(self.prepared.bgr.shape[0]), int(self.prepared.bgr.shape[1]))
+
+
+def parse_image(
+    net: torch.nn.Module,
+    rgb: np.ndarray,
+    net_height: int,
+    *,
+    device: torch.device | None = None,
+    assembly: AssemblyConfig | None = None,
+    exact_maps: bool = False,
+) -> ParsedImage:
+    """Steps 1-4 of the module docstring on an RGB uint8 image with a network in eval mode. ``exact_maps``:
+    upsample all maps x8 as OpenPose does (``upsample_cropped``, then ``find_peaks``); default the same parse from
+    the stride-8 maps (``coarse_maps``: peaks in tiles around the coarse maxima, PAFs read at their samples), several
+    times faster on a CPU."""
+    prepared = prepare_input(rgb, net_height)
+    net_h, net_w = prepared.bgr.shape[:2]
+    device = device or next(net.parameters()).device
+    start = time.perf_counter()
+    with torch.inference_mode():
+        x = torch.from_numpy(prepared.bgr).to(device).permute(2, 0, 1)[None].float()
+        out = net(normalize_openpose(x))
+        maps = torch.cat([out.final_heatmaps[0], out.final_pafs[0]]).float().cpu().numpy()
+    network_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    cfg = assembly or AssemblyConfig()
+    count = int(out.final_heatmaps.shape[1])
+    offset = float(0.5 / prepared.scale_to_image)
+    pafs: np.ndarray | RowSampledMaps
+    if exact_maps:
+        up = upsample_cropped(maps, (net_h, net_w), prepared.content)  # the padding is not parsed
+        peaks = find_peaks(up[:count], cfg.nms_threshold, max_peaks=cfg.max_peaks, offset=offset)
+        pafs = up[count:]
+    else:
+        peaks = find_peaks_coarse(
+            maps[:count], prepared.content, cfg.nms_threshold, max_peaks=cfg.max_peaks, offset=offset
+        )
+        pafs = RowSampledMaps(maps[count:], prepared.content)
+    maps_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    keypoints, scores = assemble_from_peaks(
+        peaks, pafs, BODY135_PAF_PAIRS, BODY135_PAF_CHANNELS, cfg, scale=prepared.scale_to_image
+    )
+    return ParsedImage(keypoints, scores, prepared, network_seconds, maps_seconds, time.perf_counter() - start)
+
+
 class WholeBodyPredictor:
     """OpenPose BODY_135 inference, one image at a time (module docstring).
 
@@ -335,6 +401,7 @@ class WholeBodyPredictor:
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         assembly: the parsing constants (default OpenPose's; ``AssemblyConfig.maximizing_positives()`` for
             ``--maximize_positives``).
+        exact_maps: parse OpenPose's fully upsampled maps (``parse_image``); default the fast equivalent.
     """
 
     def __init__(
@@ -344,6 +411,7 @@ class WholeBodyPredictor:
         net_height: int | None = None,
         device: str = "cpu",
         assembly: AssemblyConfig | None = None,
+        exact_maps: bool = False,
     ) -> None:
         net, config, default_height = _load_model(model)
         self.net_height = check_net_height(default_height if net_height is None else net_height)
@@ -351,33 +419,23 @@ class WholeBodyPredictor:
         self.device = torch.device(device)
         self.net: torch.nn.Module = net.to(self.device).eval()
         self.assembly = assembly or AssemblyConfig()
+        self.exact_maps = exact_maps
         self.model = str(model)
 
     def __call__(self, image: Any, *, bgr: bool = False) -> WholeBodyResult:
         """One image: numpy uint8 (H, W, 3) RGB (BGR with ``bgr=True``; grayscale and RGBA accepted), a PIL image
         or a path."""
         rgb = _as_rgb(image, bgr)
-        prepared = prepare_input(rgb, self.net_height)
-        net_h, net_w = prepared.bgr.shape[:2]
-        start = time.perf_counter()
-        with torch.inference_mode():
-            x = torch.from_numpy(prepared.bgr).to(self.device).permute(2, 0, 1)[None].float()
-            out = self.net(normalize_openpose(x))
-            maps = torch.cat([out.final_heatmaps[0], out.final_pafs[0]]).float().cpu().numpy()
-        network_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        num_heatmaps = int(out.final_heatmaps.shape[1])
-        up = upsample_cropped(maps, (net_h, net_w), prepared.content)  # the padding is not parsed
-        keypoints, scores = assemble(
-            up[:num_heatmaps], up[num_heatmaps:], config=self.assembly, scale=prepared.scale_to_image
+        parsed = parse_image(
+            self.net, rgb, self.net_height, device=self.device, assembly=self.assembly, exact_maps=self.exact_maps
         )
-        assembly_seconds = time.perf_counter() - start
-        people = [WholeBodyPerson(k, float(s)) for k, s in zip(keypoints, scores, strict=True)]
+        people = [WholeBodyPerson(k, float(s)) for k, s in zip(parsed.keypoints, parsed.scores, strict=True)]
         return WholeBodyResult(
             people,
             (rgb.shape[0], rgb.shape[1]),
-            (net_h, net_w),
-            prepared.scale,
-            network_seconds,
-            assembly_seconds,
+            parsed.net_size,
+            parsed.prepared.scale,
+            parsed.network_seconds,
+            parsed.assembly_seconds,
+            parsed.maps_seconds,
         )

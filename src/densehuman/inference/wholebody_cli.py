@@ -113,7 +113,9 @@ def run_wholebody(args: argparse.Namespace, inputs: list[Path]) -> int:
             raise ValueError(f"{existing[0]} already exists{more}; pass --overwrite to replace outputs")
     from densehuman.inference.wholebody import WholeBodyPredictor
 
-    predictor = WholeBodyPredictor(args.model, net_height=args.net_height, device=args.device)
+    predictor = WholeBodyPredictor(
+        args.model, net_height=args.net_height, device=args.device, exact_maps=args.exact_maps
+    )
     return _predict_all(predictor, planned, out, min_score, args)
 
 

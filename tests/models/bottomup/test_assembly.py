@@ -18,10 +18,13 @@ from densehuman.models.bottomup.assembly import (
     AssemblyConfig,
     _assemble_people,
     assemble,
+    assemble_coarse,
     assemble_from_peaks,
     score_connections,
 )
+from densehuman.models.bottomup.coarse_maps import RowSampledMaps, cubic_taps, find_peaks_coarse
 from densehuman.models.bottomup.peaks import cubic_resize_matrix, find_peaks, resize_maps_cubic, upsample_maps
+from densehuman.models.bottomup.targets import make_targets
 
 PAIRS = np.asarray(BODY135_PAF_PAIRS)
 SIGMA_BODY = 2.0
@@ -522,3 +525,82 @@ def test_assemble_from_peaks_matches_assemble() -> None:
     staged = assemble_from_peaks(peaks, pafs, BODY135_PAF_PAIRS, BODY135_PAF_CHANNELS)
     np.testing.assert_array_equal(direct[0], staged[0])
     np.testing.assert_array_equal(direct[1], staged[1])
+
+
+# ------------------------------------------------------------------------------------------------ coarse maps
+def stride8_scene(count: int, shape: tuple[int, int], seed: int, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Stride-8 ground-truth maps (``make_targets``) of ``count`` people in two overlapping rows, plus noise."""
+    rng = np.random.default_rng(seed)
+    per_row = -(-count // 2)
+    people = [
+        random_person(rng, ((n % per_row + 0.5) * shape[1] / per_row, (n // per_row + 0.45) * shape[0] / 2), 150.0)
+        for n in range(count)
+    ]
+    keypoints = np.concatenate([np.stack(people), np.full((count, NUM_BODY135, 1), 2.0)], axis=-1)
+    targets = make_targets(keypoints, shape, np.ones(NUM_BODY135, bool))
+    heat = targets.heatmaps + rng.normal(0.0, noise, targets.heatmaps.shape).astype(np.float32)
+    return heat.astype(np.float32), targets.pafs.astype(np.float32)
+
+
+def test_cubic_taps_and_row_sampled_maps_match_the_full_resize() -> None:
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(3, 9, 13)).astype(np.float32)
+    index, weight = cubic_taps(9, 72, 70)
+    dense = np.zeros((70, 9), np.float32)
+    np.add.at(dense, (np.arange(70)[:, None], index), weight)
+    np.testing.assert_allclose(dense, cubic_resize_matrix(9, 72)[:70], atol=1e-7)
+    full = upsample_maps(maps)[:, :70, :101]
+    sampled = RowSampledMaps(maps, (70, 101))
+    channel, y, x = rng.integers(0, 3, 500), rng.integers(0, 70, 500), rng.integers(0, 101, 500)
+    np.testing.assert_allclose(sampled.read(channel, y, x), full[channel, y, x], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="outside"):
+        RowSampledMaps(maps, (80, 101))
+
+
+@pytest.mark.parametrize(("count", "noise", "content"), [(1, 0.0, (368, 656)), (12, 0.01, (361, 650))])
+def test_coarse_parse_matches_the_upsampled_parse(count: int, noise: float, content: tuple[int, int]) -> None:
+    heat, pafs = stride8_scene(count, (368, 656), seed=count, noise=noise)
+    up_heat = upsample_maps(heat)[:, : content[0], : content[1]]
+    up_pafs = upsample_maps(pafs)[:, : content[0], : content[1]]
+    exact = find_peaks(up_heat, 0.05, offset=0.25)
+    coarse = find_peaks_coarse(heat, content, 0.05, offset=0.25)
+    assert sum(len(p) for p in exact) >= count * NUM_BODY135 * 0.9
+    for want, got in zip(exact, coarse, strict=True):
+        assert want.shape == got.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    keypoints, scores = assemble(up_heat, up_pafs, scale=2.0)
+    fast_keypoints, fast_scores = assemble_coarse(heat, pafs, content, scale=2.0)
+    assert len(keypoints) >= count
+    np.testing.assert_allclose(fast_keypoints, keypoints, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(fast_scores, scores, rtol=1e-4, atol=1e-4)
+
+
+def test_coarse_parse_in_a_crowd_finds_nearly_every_peak() -> None:
+    """20 overlapping people: a same-part peak more than two cells from any coarse maximum can be missed (the
+    documented limit of the fast path); almost all are found and the same people come out."""
+    heat, pafs = stride8_scene(20, (368, 656), seed=1)
+    exact = find_peaks(upsample_maps(heat), 0.05)
+    coarse = find_peaks_coarse(heat, (368, 656), 0.05)
+    found = missed = 0
+    for want, got in zip(exact, coarse, strict=True):
+        distance = np.abs(want[:, None, :2] - got[None, :, :2]).max(axis=2) if len(got) else np.full((len(want), 1), 9)
+        hit = distance.min(axis=1) < 1e-3
+        found, missed = found + int(hit.sum()), missed + int((~hit).sum())
+        assert len(got) == int(hit.sum())  # nothing found that the full parse does not find
+    assert missed <= 0.002 * (found + missed)
+    keypoints, _ = assemble(upsample_maps(heat), upsample_maps(pafs))
+    fast_keypoints, _ = assemble_coarse(heat, pafs, (368, 656))
+    assert len(fast_keypoints) == len(keypoints) == 20
+    assert abs(int((fast_keypoints[..., 2] > 0).sum()) - int((keypoints[..., 2] > 0).sum())) <= 3
+
+
+def test_coarse_peaks_cap_and_empty_maps() -> None:
+    heat, _ = stride8_scene(3, (368, 656), seed=5)
+    exact = find_peaks(upsample_maps(heat), 0.05, max_peaks=2)
+    coarse = find_peaks_coarse(heat, (368, 656), 0.05, max_peaks=2)
+    assert max(len(p) for p in coarse) == 2
+    for want, got in zip(exact, coarse, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert all(len(p) == 0 for p in find_peaks_coarse(np.zeros((4, 10, 10), np.float32), (80, 80)))
+    with pytest.raises(ValueError, match="threshold"):
+        find_peaks_coarse(heat, (368, 656), 1.5)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from densehuman.keypoints.layouts import BODY135_PAF_PAIRS
+from densehuman.models.bottomup.coarse_maps import RowSampledMaps, find_peaks_coarse
 from densehuman.models.bottomup.peaks import POSE_MAX_PEAKS, find_peaks
 from densehuman.models.bottomup.person_filters import People, filter_people
 
@@ -118,7 +119,7 @@ def _min_passing_counts(ratio: np.float32) -> np.ndarray:
 
 def score_connections(
     peaks: Sequence[np.ndarray],
-    pafs: np.ndarray,
+    pafs: np.ndarray | RowSampledMaps,
     pairs: Sequence[tuple[int, int]] = BODY135_PAF_PAIRS,
     paf_channel_pairs: Sequence[tuple[int, int]] = BODY135_PAF_CHANNELS,
     config: AssemblyConfig | None = None,
@@ -126,15 +127,20 @@ def score_connections(
     """PAF scores of all candidate pairs of all PAFs, kept where ``> 1e-6`` (unsorted).
 
     ``peaks``: per part (n_k, 3) x, y, score as ``find_peaks`` returns them, in the pixel frame of ``pafs``
-    (C, H, W). Returns ``(pair_index, peak_index_a, peak_index_b, paf_score)``; the peak indices are 0-based
-    within the pair's parts A and B.
+    (C, H, W), or a ``RowSampledMaps`` of them (``coarse_maps``: only the sampled pixels are computed). Returns
+    ``(pair_index, peak_index_a, peak_index_b, paf_score)``; the peak indices are 0-based within the pair's parts A
+    and B.
     """
     cfg = config or AssemblyConfig()
-    flat = np.ascontiguousarray(pafs, dtype=np.float32)
-    if flat.ndim != 3:
-        raise ValueError(f"pafs must have shape (C, H, W), got {flat.shape}")
-    channels, height, width = flat.shape
-    flat = flat.reshape(-1)
+    reader = pafs if isinstance(pafs, RowSampledMaps) else None
+    if reader is None:
+        flat = np.ascontiguousarray(pafs, dtype=np.float32)
+        if flat.ndim != 3:
+            raise ValueError(f"pafs must have shape (C, H, W), got {flat.shape}")
+        channels, height, width = flat.shape
+        flat = flat.reshape(-1)
+    else:
+        channels, height, width = reader.shape
     pair_arr, chan_arr = _check_pairs(pairs, paf_channel_pairs, len(peaks), channels)
     counts = np.array([len(p) for p in peaks], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -163,16 +169,18 @@ def score_connections(
     count_f = samples.astype(np.float32)
     # Per candidate (columns): start x, y; step x, y; unit vector x, y; and the flat offsets of its x, y channels.
     geometry = np.stack([start_x, start_y, dx / count_f, dy / count_f, dx / safe, dy / safe])
-    channel_base = np.ascontiguousarray((chan_arr[pid] * (height * width)).T)
+    channel = np.ascontiguousarray(chan_arr[pid].T)
 
     def along(rows: np.ndarray, lm: np.ndarray) -> np.ndarray:
         """float32 ``PAF . u`` at sample ``lm[i]`` of candidate ``rows[i]``."""
-        geo, base = np.take(geometry, rows, axis=1), np.take(channel_base, rows, axis=1)
+        geo, chan = np.take(geometry, rows, axis=1), np.take(channel, rows, axis=1)
         lm_f = lm.astype(np.float32)
-        mx = (geo[0] + lm_f * geo[2] + np.float32(0.5)).astype(np.int64)
-        my = (geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64)
-        pixel = np.clip(my, 0, height - 1, out=my) * width + np.clip(mx, 0, width - 1, out=mx)
-        return geo[4] * flat[base[0] + pixel] + geo[5] * flat[base[1] + pixel]
+        mx = np.clip((geo[0] + lm_f * geo[2] + np.float32(0.5)).astype(np.int64), 0, width - 1)
+        my = np.clip((geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64), 0, height - 1)
+        if reader is not None:
+            return geo[4] * reader.read(chan[0], my, mx) + geo[5] * reader.read(chan[1], my, mx)
+        pixel = my * width + mx
+        return geo[4] * flat[chan[0] * (height * width) + pixel] + geo[5] * flat[chan[1] * (height * width) + pixel]
 
     threshold = np.float32(cfg.connect_inter_threshold)
     ratio = np.float32(cfg.connect_inter_min_above_threshold)
@@ -272,7 +280,7 @@ def _assemble_people(
 
 def assemble_from_peaks(
     peaks: Sequence[np.ndarray],
-    pafs: np.ndarray,
+    pafs: np.ndarray | RowSampledMaps,
     pairs: Sequence[tuple[int, int]] = BODY135_PAF_PAIRS,
     paf_channel_pairs: Sequence[tuple[int, int]] = BODY135_PAF_CHANNELS,
     config: AssemblyConfig | None = None,
@@ -284,7 +292,8 @@ def assemble_from_peaks(
     coordinates are multiplied by ``scale`` (OpenPose's ``scaleNetToOutput``)."""
     cfg = config or AssemblyConfig()
     num_parts = len(peaks)
-    pair_arr, _ = _check_pairs(pairs, paf_channel_pairs, num_parts, np.shape(pafs)[0])
+    channels = pafs.shape[0] if isinstance(pafs, RowSampledMaps) else np.shape(pafs)[0]
+    pair_arr, _ = _check_pairs(pairs, paf_channel_pairs, num_parts, channels)
     points = (
         np.concatenate([np.asarray(p, np.float32).reshape(-1, 3) for p in peaks])
         if num_parts
@@ -354,3 +363,31 @@ def assemble(
     channels = paf_channel_pairs if paf_channel_pairs is not None else [(2 * i, 2 * i + 1) for i in range(len(pairs))]
     peaks = find_peaks(heatmaps, cfg.nms_threshold, max_peaks=cfg.max_peaks, offset=float(0.5 / scale))
     return assemble_from_peaks(peaks, pafs, pairs, channels, cfg, scale=scale)
+
+
+def assemble_coarse(
+    heatmaps: np.ndarray,
+    pafs: np.ndarray,
+    content: tuple[int, int],
+    pairs: Sequence[tuple[int, int]] = BODY135_PAF_PAIRS,
+    paf_channel_pairs: Sequence[tuple[int, int]] | None = None,
+    config: AssemblyConfig | None = None,
+    *,
+    scale: float = 1.0,
+    factor: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``assemble(upsampled heatmaps, upsampled PAFs)`` from the stride-``factor`` network outputs, without the
+    full upsampling: peaks in tiles around the coarse maxima, PAFs read at their samples only (``coarse_maps``).
+    ``content``: (H, W) of the parsed part of the ``factor``-times larger net input (the image without padding)."""
+    cfg = config or AssemblyConfig()
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    pafs = np.asarray(pafs, dtype=np.float32)
+    if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[1:] != pafs.shape[1:]:
+        raise ValueError(f"heatmaps (K, h, w) and pafs (C, h, w) must share h, w; got {heatmaps.shape}, {pafs.shape}")
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    channels = paf_channel_pairs if paf_channel_pairs is not None else [(2 * i, 2 * i + 1) for i in range(len(pairs))]
+    peaks = find_peaks_coarse(
+        heatmaps, content, cfg.nms_threshold, factor=factor, max_peaks=cfg.max_peaks, offset=float(0.5 / scale)
+    )
+    return assemble_from_peaks(peaks, RowSampledMaps(pafs, content, factor), pairs, channels, cfg, scale=scale)
