@@ -106,5 +106,12 @@ def test_demo_writes_body_pictures_a_dataset_and_its_evaluation(tmp_path: Path) 
     page = (out / "model" / "index.html").read_text()
     assert "GPSM" in page
     assert len(list((out / "model" / "images").glob("*.png"))) == 2
+    # ... and on the three real photographs, read from matplotlib and scikit-image
+    assert "Real photographs" in page
+    assert sorted(p.name for p in (out / "model" / "photos").glob("*.jpg")) == [
+        "astronaut.jpg",
+        "camera.jpg",
+        "grace_hopper.jpg",
+    ]
     # The demo refuses to overwrite what it wrote unless asked.
     assert main(["demo", "--out", str(out), "--images", "8", "--quiet"]) == 2

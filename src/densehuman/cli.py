@@ -144,6 +144,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", default="demo-output", help="output folder (default %(default)s)")
     demo.add_argument("--images", type=int, default=24, help="synthetic images to generate (default %(default)s)")
     demo.add_argument("--model", help="a run folder or checkpoint to show instead of the bundled model")
+    demo.add_argument(
+        "--wholebody-model", help="a whole-body checkpoint to show instead of the bundled whole-body model"
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace files already in --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -168,18 +171,26 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"labels drawn in {job.out}/preview.jpg"
     )
     _demo_evaluation(job.out, Path(args.out) / "evaluation", surface)
-    from densehuman.demo import bundled_model, model_demo
+    from densehuman.demo import bundled_model, bundled_wholebody_model, model_demo
 
     model = Path(args.model) if args.model else bundled_model()
+    wholebody = Path(args.wholebody_model) if args.wholebody_model else bundled_wholebody_model()
     if model is None:
         print("\nno bundled model in this install: pass --model RUN|CHECKPOINT to see a model's predictions")
         return 0
     page = Path(args.out) / "model"
-    figures = model_demo(job.out, page, model)
+    figures = model_demo(job.out, page, model, wholebody_model=wholebody)
     print(
         f"\n{model.name} on the val split: GPS AP {100 * figures['gps']['AP']:.1f}, GPSm AP "
-        f"{100 * figures['gpsm']['AP']:.1f}, box AP {100 * figures['bbox']['AP']:.1f}; open {page / 'index.html'}"
+        f"{100 * figures['gpsm']['AP']:.1f}, box AP {100 * figures['bbox']['AP']:.1f}"
     )
+    if "wholebody" in figures:
+        parts = figures["wholebody"]["parts"]
+        print(
+            f"{wholebody.name if wholebody else ''} on the val split: whole-body AP "
+            f"{100 * parts['wholebody']['AP']:.1f}, body AP {100 * parts['body']['AP']:.1f}"
+        )
+    print(f"open {page / 'index.html'} (synthetic val images, whole-body keypoints, real photographs)")
     return 0
 
 

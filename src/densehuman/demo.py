@@ -14,17 +14,36 @@ from densehuman import atomic
 
 BUNDLED_MODEL = Path(__file__).parent / "weights" / "mobile_parsing_rcnn_b_synthetic.safetensors"
 MODEL_CARD = BUNDLED_MODEL.with_name("MODEL_CARD.md")
+BUNDLED_WHOLEBODY_MODEL = BUNDLED_MODEL.with_name("body135_cpu_synthetic.safetensors")
+WHOLEBODY_MODEL_CARD = BUNDLED_MODEL.with_name("MODEL_CARD_wholebody.md")
 
 
 def bundled_model() -> Path | None:
-    """The small model shipped with the package (trained on synthetic people only), if this install has it."""
+    """The small region model shipped with the package (boxes, dense pose, parts; trained on synthetic people
+    only), if this install has it."""
     return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None
 
 
-def model_demo(dataset: Path, out: Path, model: Path, split: str = "val", min_score: float = 0.5) -> dict[str, Any]:
-    """Predict ``split`` of a synthetic dataset with ``model``, evaluate, and write ``out/index.html`` + PNGs."""
+def bundled_wholebody_model() -> Path | None:
+    """The small whole-body (BODY_135) network shipped with the package (trained on synthetic people only), if this
+    install has it."""
+    return BUNDLED_WHOLEBODY_MODEL if BUNDLED_WHOLEBODY_MODEL.is_file() else None
+
+
+def model_demo(
+    dataset: Path,
+    out: Path,
+    model: Path,
+    split: str = "val",
+    min_score: float = 0.5,
+    wholebody_model: Path | None = None,
+) -> dict[str, Any]:
+    """Predict ``split`` of a synthetic dataset with ``model``, evaluate, and write ``out/index.html`` + PNGs; then
+    the same model (and ``wholebody_model``) on real photographs and the whole-body network on ``split``
+    (``demo_photos``). Returns the DensePose figures, with the whole-body ones under ``"wholebody"``."""
     from densehuman.body.preview import chart_palette
     from densehuman.data.dense_png import read_iuv
+    from densehuman.demo_photos import photos_section, wholebody_section
     from densehuman.evaluation.densepose import DensePoseEvaluation, load_ground_truth
     from densehuman.evaluation.geodesic_data import load_eval_body
     from densehuman.evaluation.predictions import Detection
@@ -64,6 +83,18 @@ def model_demo(dataset: Path, out: Path, model: Path, split: str = "val", min_sc
     atomic.write_json(out / "evaluation.json", figures, indent=1)
     table = _table(figures)
     card = MODEL_CARD.read_text() if model == BUNDLED_MODEL and MODEL_CARD.is_file() else ""
+    wholebody_html = ""
+    wholebody_predictor = None
+    if wholebody_model is not None:
+        from densehuman.inference.wholebody import WholeBodyPredictor
+
+        wholebody_html, wholebody_figures = wholebody_section(dataset, out, wholebody_model, split)
+        atomic.write_json(out / "wholebody_evaluation.json", wholebody_figures, indent=1)
+        figures = {**figures, "wholebody": wholebody_figures}
+        wholebody_predictor = WholeBodyPredictor(wholebody_model)
+        if wholebody_model == BUNDLED_WHOLEBODY_MODEL and WHOLEBODY_MODEL_CARD.is_file():
+            card += "\n\n" + WHOLEBODY_MODEL_CARD.read_text()
+    photos_html = photos_section(out, predictor, wholebody_predictor)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>densehuman demo</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto}} img{{max-width:100%}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
@@ -73,7 +104,9 @@ Each row: input, detected boxes, predicted charts, predicted U/V contours, groun
 The model was trained on synthetic people only; see the model card below.</p>
 {table}
 {"".join(rows)}
-<h2>Model card</h2><pre>{html.escape(card) or "not the bundled model"}</pre>
+{wholebody_html}
+{photos_html}
+<h2>Model cards</h2><pre>{html.escape(card) or "not the bundled model"}</pre>
 </body></html>"""
     atomic.write_bytes(out / "index.html", page.encode())
     return figures

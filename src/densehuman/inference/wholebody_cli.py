@@ -84,7 +84,18 @@ def run_wholebody(args: argparse.Namespace, inputs: list[Path]) -> int:
     from densehuman.inference.cli import plan_outputs
 
     if not args.model:
-        raise ValueError("--task wholebody needs --model: a whole-body checkpoint, a BODY_135 .caffemodel or a preset")
+        from densehuman.demo import bundled_wholebody_model
+
+        bundled = bundled_wholebody_model()
+        if bundled is None:
+            raise ValueError(
+                "no --model given and this install has no bundled whole-body model: pass --model with a whole-body "
+                "checkpoint, a BODY_135 .caffemodel or a preset"
+            )
+        print(
+            f"using the bundled whole-body model {bundled.name} (trained on synthetic people only; --model for another)"
+        )
+        args.model = str(bundled)
     if not is_wholebody_model(args.model):
         raise ValueError(
             f"--task wholebody: {args.model} is not a whole-body model (a checkpoint of format {WHOLEBODY_FORMAT}, "
