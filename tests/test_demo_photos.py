@@ -16,11 +16,15 @@ def test_the_three_photographs_are_read_from_the_installed_packages() -> None:
     assert photos["astronaut"].shape == (512, 512, 3)
     assert photos["camera"].shape == (512, 512, 3)
     grey = photos["camera"]
-    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert (grey[..., 0] == grey[..., 1]).all()
+    assert (grey[..., 1] == grey[..., 2]).all()
     hopper = photos["grace_hopper"]
-    assert hopper.ndim == 3 and hopper.shape[2] == 3 and min(hopper.shape[:2]) > 300
+    assert hopper.ndim == 3
+    assert hopper.shape[2] == 3
+    assert min(hopper.shape[:2]) > 300
     for rgb in photos.values():
-        assert rgb.dtype == np.uint8 and rgb.std() > 20  # real pictures, not blanks
+        assert rgb.dtype == np.uint8
+        assert rgb.std() > 20
 
 
 def test_photo_sheets_keep_the_colours(tmp_path: Path) -> None:

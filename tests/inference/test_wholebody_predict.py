@@ -132,6 +132,13 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert result.net_input_size == (64, 80)
     with pytest.raises(FileExistsError, match=r"wb.safetensors"):
         save_wholebody_checkpoint(path, net, config)
+    # float16 storage (the bundled model's): half the file, the same outputs up to float16 rounding of the weights
+    half = save_wholebody_checkpoint(tmp_path / "wb16.safetensors", net, config, net_height=64, half=True)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    with torch.no_grad():
+        c = load_wholebody_checkpoint(half).net(x)
+    scale = float(a.final_pafs.abs().max()) + 1e-6
+    assert float((c.final_pafs - a.final_pafs).abs().max()) < 0.02 * scale
     # a training run's checkpoint (same format, more metadata) in its run folder: the evaluation height is used
     from safetensors.torch import save_file
 

@@ -83,10 +83,11 @@ def save_wholebody_checkpoint(
     *,
     net_height: int | None = None,
     overwrite: bool = False,
+    half: bool = False,
 ) -> Path:
     """Write ``net``'s weights as safetensors with the metadata ``{"format": "densehuman-wholebody-1", "config":
     <WholeBodyNetConfig as JSON>}`` (and ``"net_height"`` when given), atomically. An existing file is an error
-    unless ``overwrite``."""
+    unless ``overwrite``. ``half``: store floating-point tensors as float16 (half the file; loading casts back)."""
     from safetensors.torch import save
 
     target = Path(path)
@@ -95,6 +96,8 @@ def save_wholebody_checkpoint(
     if net_height is not None:
         check_net_height(net_height)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     meta = {"format": WHOLEBODY_FORMAT, "config": json.dumps(dataclasses.asdict(config))}
     if net_height is not None:
         meta["net_height"] = str(int(net_height))
