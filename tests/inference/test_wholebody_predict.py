@@ -248,6 +248,21 @@ def test_known_keypoints_come_back_in_image_pixels(predictor: WholeBodyPredictor
     assert 0.15 < person.score <= (25 + 46) / (135 + 152)
 
 
+def test_exact_maps_give_the_same_people(predictor: WholeBodyPredictor) -> None:
+    """OpenPose's full x8 upsampling (``exact_maps``) and the default stride-8 parse find the same keypoints."""
+    fast, _, _ = run_known(predictor, 150, 230)
+    predictor.exact_maps = True
+    try:
+        exact, _, _ = run_known(predictor, 150, 230)
+    finally:
+        predictor.exact_maps = False
+    assert len(fast.people) == len(exact.people) == 1
+    np.testing.assert_allclose(fast.people[0].keypoints, exact.people[0].keypoints, rtol=1e-4, atol=1e-3)
+    assert fast.people[0].score == pytest.approx(exact.people[0].score, rel=1e-4)
+    assert exact.maps_seconds > 0
+    assert fast.assembly_seconds > 0
+
+
 # -------------------------------------------------------------------------------------------------------- outputs
 def test_openpose_json_layout(predictor: WholeBodyPredictor) -> None:
     result, _, _ = run_known(predictor, 240, 320)
