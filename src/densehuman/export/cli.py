@@ -31,9 +31,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p = sub.add_parser("export", help=text, description=text)
     p.add_argument("--format", required=True, choices=FORMATS, help="int8 (one .zip file) or onnx (a folder)")
-    p.add_argument("--model", required=True, help="a run folder, a densehuman checkpoint, or a preset name")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a run folder, a densehuman checkpoint, or a preset name (region models); a whole-body checkpoint or "
+        "caffemodel (--format onnx)",
+    )
     p.add_argument("--checkpoint", help="weights for a preset given as --model")
-    p.add_argument("--out", required=True, help="the .zip file (int8) or folder (onnx) to write")
+    p.add_argument(
+        "--out", required=True, help="the .zip file (int8) or folder (onnx) to write; a whole-body model: a .onnx file"
+    )
     p.add_argument(
         "--images",
         nargs="+",
@@ -131,7 +138,44 @@ def _agreement(reference: Detector, exported_path: Path, image: Tensor) -> str:
     return line
 
 
+def run_wholebody(args: argparse.Namespace) -> int:
+    """``--model`` is a whole-body network: one ONNX file (``export.wholebody_onnx``); int8 is for region models."""
+    from densehuman.export.wholebody_onnx import export_wholebody_onnx
+    from densehuman.inference.cli import IMAGE_SUFFIXES, collect_inputs
+    from densehuman.inference.wholebody import WholeBodyPredictor
+    from densehuman.validation.images import read_image
+
+    if args.format != "onnx":
+        raise ValueError(
+            f"{args.model} is a whole-body network: export it with --format onnx (int8 is for region models)"
+        )
+    say = (lambda _: None) if args.quiet else print
+    started = time.perf_counter()
+    images = [p for p in collect_inputs(args.images) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise ValueError(f"no images in {', '.join(args.images)}")
+    predictor = WholeBodyPredictor(args.model)
+    agreement = export_wholebody_onnx(
+        predictor.net,
+        predictor.config,
+        args.out,
+        net_height=predictor.net_height,
+        example=read_image(images[0]),
+        overwrite=args.overwrite,
+    )
+    say(
+        f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB, net height {predictor.net_height}) in "
+        f"{time.perf_counter() - started:.0f} s; onnxruntime vs PyTorch on {images[0].name}: largest difference "
+        f"{agreement['max_abs_diff']:.2g} (outputs up to {agreement['max_abs']:.2g})"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from densehuman.inference.wholebody_cli import is_wholebody_model
+
+    if is_wholebody_model(args.model):
+        return run_wholebody(args)
     say = (lambda _: None) if args.quiet else print
     started = time.perf_counter()
     config, model = load_float(args.model, args.checkpoint)

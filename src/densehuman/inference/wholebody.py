@@ -269,7 +269,7 @@ def is_caffemodel(model: str | Path) -> bool:
     return Path(model).suffix.lower() == ".caffemodel"
 
 
-def _load_model(model: str | Path) -> tuple[WholeBodyNet, WholeBodyNetConfig, int]:
+def _load_model(model: str | Path) -> tuple[torch.nn.Module, WholeBodyNetConfig, int]:
     path = Path(model)
     if path.is_dir():  # a training run folder: its newest checkpoint
         from densehuman.engine.checkpoint import last_checkpoint
@@ -278,6 +278,16 @@ def _load_model(model: str | Path) -> tuple[WholeBodyNet, WholeBodyNetConfig, in
         if newest is None:
             raise FileNotFoundError(f"{path}: run folder without a checkpoint (no last_checkpoint file)")
         path = newest
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from densehuman.export.wholebody_onnx import load_wholebody_onnx
+
+        session, meta = load_wholebody_onnx(path)
+        if "config" not in meta:
+            raise ValueError(f"{path}: whole-body ONNX export without its 'config' metadata")
+        stored = meta.get("net_height", "")
+        if not stored.isdigit():
+            raise ValueError(f"{path}: metadata field 'net_height' must be an integer, got {stored!r}")
+        return session, _config_from_json(meta["config"], path), int(stored)
     if path.is_file() and is_caffemodel(path):
         from densehuman.models.bottomup.caffe_weights import load_caffe_weights
 

@@ -43,8 +43,8 @@ def safetensors_format(path: Path) -> str | None:
 
 
 def is_wholebody_model(model: str) -> bool:
-    """True for a whole-body preset name, a ``.caffemodel``, a densehuman whole-body checkpoint or a training run
-    folder whose ``last_checkpoint`` is one."""
+    """True for a whole-body preset name, a ``.caffemodel``, a densehuman whole-body checkpoint or ONNX export, or a
+    training run folder whose ``last_checkpoint`` is one."""
     path = Path(model)
     marker = path / "last_checkpoint"
     if path.is_dir() and marker.is_file():
@@ -53,6 +53,10 @@ def is_wholebody_model(model: str) -> bool:
         except (OSError, UnicodeDecodeError):
             return False
     if path.is_file():
+        if path.suffix.lower() == ".onnx":
+            from densehuman.export.wholebody_onnx import is_wholebody_onnx
+
+            return is_wholebody_onnx(path)
         return path.suffix.lower() == ".caffemodel" or safetensors_format(path) == WHOLEBODY_FORMAT
     return not path.exists() and model in WHOLEBODY_PRESET_NAMES
 
