@@ -4,6 +4,7 @@ whole-body keypoints (OpenPose BODY_135) with ``--task wholebody`` (``densehuman
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--net-height",
         type=int,
         help="--task wholebody: network input height, a multiple of 8 (default: the model's, e.g. 480 for BODY_135)",
+    )
+    p.add_argument(
+        "--wholebody-model",
+        help="with a region task: also run this whole-body model (a checkpoint, ONNX export, caffemodel, or 'bundled') "
+        "and merge its people with the region detections: <name>_people.json per image (box, score, keypoint groups) "
+        "and <name>_wholebody.png",
     )
     p.add_argument(
         "--exact-maps",
@@ -189,6 +196,33 @@ def _model_or_bundled(model: str | None) -> str:
     return str(bundled)
 
 
+def _wholebody_for_merge(args: argparse.Namespace) -> Any:
+    """The ``--wholebody-model`` predictor (``bundled``: the package's whole-body model)."""
+    from densehuman.inference.wholebody import WholeBodyPredictor
+    from densehuman.inference.wholebody_cli import is_wholebody_model
+
+    name = args.wholebody_model
+    if name == "bundled":
+        from densehuman.demo import bundled_wholebody_model
+
+        bundled = bundled_wholebody_model()
+        if bundled is None:
+            raise ValueError("--wholebody-model bundled: this install has no bundled whole-body model")
+        name = str(bundled)
+    if not is_wholebody_model(name):
+        raise ValueError(f"--wholebody-model {name}: not a whole-body model (checkpoint, ONNX export or caffemodel)")
+    return WholeBodyPredictor(name, net_height=args.net_height, device=args.device, exact_maps=args.exact_maps)
+
+
+def _write_merged(out: Path, stem: str, rgb: Any, region: Any, wholebody: Any) -> None:
+    from densehuman import atomic
+    from densehuman.inference.merge import people_json
+    from densehuman.visualization.wholebody import draw_wholebody
+
+    atomic.write_json(out / f"{stem}_people.json", people_json(region, wholebody), indent=1)
+    atomic.write_image(out / f"{stem}_wholebody.png", draw_wholebody(rgb, wholebody.people)[..., ::-1].copy())
+
+
 def _check_names(text: str | None, kinds: tuple[str, ...], option: str) -> None:
     if text is None:
         return
@@ -201,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
 
     wholebody = args.model is not None and is_wholebody_model(args.model)
     if args.task == "wholebody" or (args.task == "auto" and wholebody):
+        if args.wholebody_model:
+            raise ValueError("--wholebody-model is for region tasks (it runs beside the region model); use --model")
         if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
             raise ValueError(f"--min-score {args.min_score}: a person score threshold must be in [0, 1]")
         inputs = collect_inputs(args.inputs)
@@ -209,8 +245,8 @@ def run(args: argparse.Namespace) -> int:
         return run_wholebody(args, inputs)
     if wholebody:
         raise ValueError(f"{args.model} is a whole-body (BODY_135) model: use --task wholebody, not --task {args.task}")
-    if args.net_height is not None or args.exact_maps:
-        raise ValueError("--net-height and --exact-maps are for --task wholebody")
+    if (args.net_height is not None or args.exact_maps) and not args.wholebody_model:
+        raise ValueError("--net-height and --exact-maps are for --task wholebody or --wholebody-model")
     if args.min_score is None:
         args.min_score = 0.5
     _check_names(args.vis, VIS_KINDS, "--vis")
@@ -231,6 +267,16 @@ def run(args: argparse.Namespace) -> int:
     vis, save = choose_outputs(args, branches.densepose.enabled, branches.parsing.enabled)
     out = Path(args.out)
     planned = plan_outputs(inputs, out, vis, save)
+    if args.wholebody_model:
+        args.wholebody = _wholebody_for_merge(args)
+        planned = [
+            p
+            if p.video
+            else dataclasses.replace(
+                p, targets=(*p.targets, out / f"{p.stem}_people.json", out / f"{p.stem}_wholebody.png")
+            )
+            for p in planned
+        ]
     # Every output is checked before anything is written.
     finals = [out / "results.json"] if "results" in save else []
     finals += [out / "parsing_results.json"] if "parsing" in save else []
@@ -282,6 +328,8 @@ def _predict_all(
         result = predictor(rgb)
         people += len(result.people)
         write_image_outputs(out, job.stem, rgb, result, vis, save, atlas, args.side_by_side, threshold)
+        if getattr(args, "wholebody", None) is not None:
+            _write_merged(out, job.stem, rgb, result, args.wholebody(rgb))
         h, w = rgb.shape[:2]
         images_json.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
         detections += result.detections(image_id)
