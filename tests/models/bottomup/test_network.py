@@ -92,6 +92,25 @@ def test_cpu_preset_shapes() -> None:
     assert out.final_heatmaps is out.heatmaps[-1]
 
 
+@pytest.mark.parametrize("norm", ["BN", "GN"])
+def test_stage_norm_option(norm: str) -> None:
+    """Normalization after the stage convolutions (not in OpenPose): present, no Caffe names, maps start near 0."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(WholeBodyNetConfig.body135_cpu(), stage_norm=norm)
+    net = build_wholebody_net(config).eval()
+    kind = nn.BatchNorm2d if norm == "BN" else nn.GroupNorm
+    stage_norms = [m for m in net.paf_stages.modules() if isinstance(m, kind)]
+    assert len(stage_norms) == 2 * (3 * 3 + 1)  # 2 PAF stages of 3 blocks of 3 convs, and the 1x1 mid conv
+    assert set(net.caffe_layers()) == set(build_wholebody_net(WholeBodyNetConfig.body135_cpu()).caffe_layers())
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 64, 64) - 0.5)
+    assert float(out.final_pafs.abs().max()) < 0.5
+    with pytest.raises(ValueError, match="stage_norm"):
+        WholeBodyNetConfig(stage_norm="LN")
+
+
 def _random_output(shape_p: tuple[int, ...], shape_h: tuple[int, ...], stages: tuple[int, int]) -> WholeBodyOutput:
     return WholeBodyOutput(
         pafs=[torch.randn(shape_p) for _ in range(stages[0])], heatmaps=[torch.randn(shape_h) for _ in range(stages[1])]

@@ -34,8 +34,11 @@ class WholeBodyNetConfig:
     cm_mid_channels: tuple[int, ...] = (512,)
     num_heatmaps: int = 135
     num_pafs: int = 304
+    stage_norm: str = ""  # "" (OpenPose), "BN" or "GN" after every stage convolution (training from scratch)
 
     def __post_init__(self) -> None:
+        if self.stage_norm not in ("", "BN", "GN"):
+            raise ValueError(f"stage_norm must be '', 'BN' or 'GN', got {self.stage_norm!r}")
         if self.trunk not in ("vgg19", "timm"):
             raise ValueError(f"trunk must be 'vgg19' or 'timm', got {self.trunk!r}")
         if self.trunk == "vgg19" and self.cpm_widths[-1] != self.feature_channels:
@@ -94,4 +97,5 @@ def build_wholebody_net(config: WholeBodyNetConfig) -> WholeBodyNet:
         cm_mid_channels=config.cm_mid_channels,
         num_heatmaps=config.num_heatmaps,
         num_pafs=config.num_pafs,
+        stage_norm=config.stage_norm,
     )

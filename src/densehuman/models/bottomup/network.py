@@ -150,17 +150,36 @@ class TimmTrunk(Trunk):
         return self.prelu(self.conv(self.backbone(x)[self.feature_name]))
 
 
-class DenseBlock(nn.Module):
-    """Three 3x3 conv + PReLU in sequence; the output concatenates the three (``3 * width`` channels)."""
+def stage_norm_layer(norm: str, channels: int) -> nn.Module:
+    """The normalization after a stage convolution (not in OpenPose): ``""`` none, ``"BN"`` batch norm, ``"GN"``
+    group norm (up to 32 groups of at least 4 channels). From scratch, the plain 3x3 stacks of the stages barely pass
+    a signal at PyTorch's default initialization and the maps stay at zero; a normalization fixes that."""
+    if norm == "":
+        return nn.Identity()
+    if norm == "BN":
+        return nn.BatchNorm2d(channels)
+    if norm == "GN":
+        groups = max(1, min(32, channels // 4))
+        while channels % groups:
+            groups -= 1
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"stage norm must be '', 'BN' or 'GN', got {norm!r}")
 
-    def __init__(self, in_channels: int, width: int, prefix: str) -> None:
+
+class DenseBlock(nn.Module):
+    """Three 3x3 conv + PReLU in sequence; the output concatenates the three (``3 * width`` channels). ``norm``:
+    a normalization between each conv and its PReLU (``stage_norm_layer``; OpenPose has none)."""
+
+    def __init__(self, in_channels: int, width: int, prefix: str, norm: str = "") -> None:
         super().__init__()
         self.names: list[tuple[str, str]] = []
+        self.norms = nn.ModuleList()
         channels = in_channels
         for k in range(3):
             conv_name, prelu_name = f"M{prefix.format(kind='conv')}_{k}", f"M{prefix.format(kind='prelu')}_{k}"
             self.add_module(conv_name, nn.Conv2d(channels, width, 3, padding=1))
             self.add_module(prelu_name, nn.PReLU(width))
+            self.norms.append(stage_norm_layer(norm, width))
             self.names.append((conv_name, prelu_name))
             channels = width
         self.concat_name = f"M{prefix.format(kind='conv')}_concat"
@@ -169,8 +188,8 @@ class DenseBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         outputs = []
-        for conv_name, prelu_name in self.names:
-            x = getattr(self, prelu_name)(getattr(self, conv_name)(x))
+        for (conv_name, prelu_name), norm in zip(self.names, self.norms, strict=True):
+            x = getattr(self, prelu_name)(norm(getattr(self, conv_name)(x)))
             outputs.append(x)
         return getattr(self, self.concat_name)(*outputs)
 
@@ -180,7 +199,15 @@ class Stage(nn.Module):
     to ``out_channels``. ``branch`` is ``"L2"`` (PAFs) or ``"L1"`` (heatmaps); ``index`` is the Caffe stage index."""
 
     def __init__(
-        self, in_channels: int, width: int, blocks: int, mid_channels: int, out_channels: int, index: int, branch: str
+        self,
+        in_channels: int,
+        width: int,
+        blocks: int,
+        mid_channels: int,
+        out_channels: int,
+        index: int,
+        branch: str,
+        norm: str = "",
     ) -> None:
         super().__init__()
         if branch not in ("L1", "L2"):
@@ -191,14 +218,18 @@ class Stage(nn.Module):
         self.blocks = nn.ModuleList()
         channels = in_channels
         for b in range(1, blocks + 1):
-            block = DenseBlock(channels, width, f"{{kind}}{b}_{tag}")
+            block = DenseBlock(channels, width, f"{{kind}}{b}_{tag}", norm)
             self.blocks.append(block)
             channels = block.out_channels
         self.mid_name, self.mid_prelu_name = f"Mconv{blocks + 1}_{tag}", f"Mprelu{blocks + 1}_{tag}"
         self.out_name = f"Mconv{blocks + 2}_{tag}"
         self.add_module(self.mid_name, nn.Conv2d(channels, mid_channels, 1))
         self.add_module(self.mid_prelu_name, nn.PReLU(mid_channels))
+        self.mid_norm = stage_norm_layer(norm, mid_channels)
         self.add_module(self.out_name, nn.Conv2d(mid_channels, out_channels, 1))
+        if norm:  # normalized features feed the output: start the maps near zero, as Caffe's gaussian(0.01) filler
+            nn.init.normal_(getattr(self, self.out_name).weight, std=0.01)
+            nn.init.zeros_(getattr(self, self.out_name).bias)
         self.out_channels = out_channels
 
     def caffe_layers(self) -> dict[str, CaffeLayer]:
@@ -212,7 +243,7 @@ class Stage(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
             x = block(x)
-        x = getattr(self, self.mid_prelu_name)(getattr(self, self.mid_name)(x))
+        x = getattr(self, self.mid_prelu_name)(self.mid_norm(getattr(self, self.mid_name)(x)))
         return getattr(self, self.out_name)(x)
 
 
@@ -248,6 +279,7 @@ class WholeBodyNet(nn.Module):
         cm_mid_channels: Sequence[int],
         num_heatmaps: int = 135,
         num_pafs: int = 304,
+        stage_norm: str = "",
     ) -> None:
         super().__init__()
         if trunk.out_channels != feature_channels:
@@ -261,11 +293,11 @@ class WholeBodyNet(nn.Module):
         self.paf_stages = nn.ModuleList()
         for s, (w, n, m) in enumerate(zip(paf_widths, paf_blocks, paf_mid_channels, strict=True)):
             in_channels = feature_channels + (num_pafs if s > 0 else 0)
-            self.paf_stages.append(Stage(in_channels, w, n, m, num_pafs, s, "L2"))
+            self.paf_stages.append(Stage(in_channels, w, n, m, num_pafs, s, "L2", stage_norm))
         self.cm_stages = nn.ModuleList()
         for s, (w, n, m) in enumerate(zip(cm_widths, cm_blocks, cm_mid_channels, strict=True)):
             in_channels = feature_channels + num_pafs + (num_heatmaps if s > 0 else 0)
-            self.cm_stages.append(Stage(in_channels, w, n, m, num_heatmaps, s, "L1"))
+            self.cm_stages.append(Stage(in_channels, w, n, m, num_heatmaps, s, "L1", stage_norm))
         self.input_concats = nn.ModuleDict(
             {f"concat_stage{s}_L2": Concat() for s in range(1, len(self.paf_stages))}
             | {f"concat_stage{s}_L1": Concat() for s in range(len(self.cm_stages))}
