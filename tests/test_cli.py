@@ -106,7 +106,11 @@ def test_demo_writes_body_pictures_a_dataset_and_its_evaluation(tmp_path: Path) 
     page = (out / "model" / "index.html").read_text()
     assert "GPSM" in page
     assert len(list((out / "model" / "images").glob("*.png"))) == 2
-    # ... and on the three real photographs, read from matplotlib and scikit-image
+    # ... the bundled whole-body network on the same images, with its COCO-WholeBody AP ...
+    assert "Whole-body keypoints" in page
+    assert len(list((out / "model" / "wholebody").glob("*.png"))) == 2
+    assert (out / "model" / "wholebody_evaluation.json").is_file()
+    # ... and both on the three real photographs, read from matplotlib and scikit-image
     assert "Real photographs" in page
     assert sorted(p.name for p in (out / "model" / "photos").glob("*.jpg")) == [
         "astronaut.jpg",

@@ -77,3 +77,20 @@ def test_predict_with_a_wholebody_model_writes_merged_people(
     assert "not a whole-body model" in capsys.readouterr().err
     assert main([*args, "--task", "wholebody", "--wholebody-model", str(checkpoint)]) == 2
     assert "--wholebody-model is for region tasks" in capsys.readouterr().err
+
+
+def test_predict_wholebody_defaults_to_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from densehuman.demo import bundled_wholebody_model
+
+    model = bundled_wholebody_model()
+    assert model is not None
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.random.default_rng(4).integers(0, 255, size=(90, 120, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["predict", str(image), "--task", "wholebody", "--out", str(out), "--quiet"]) == 0
+    assert f"using the bundled whole-body model {model.name}" in capsys.readouterr().out
+    assert json.loads((out / "photo_keypoints.json").read_text())["version"] == 1.3
+    # and beside the bundled region model
+    merged = tmp_path / "merged"
+    assert main(["predict", str(image), "--wholebody-model", "bundled", "--out", str(merged), "--quiet"]) == 0
+    assert (merged / "photo_people.json").is_file()
