@@ -113,8 +113,9 @@ def main() -> None:
     (out / "figures.json").write_text(json.dumps(figures, indent=1))
     print(f"held-out set {data} ({args.split}); region model {region}; whole-body model {wholebody}")
     print(f"{'model':<11} {'figure':<16} {'value':>6}  target")
-    for model, name, value, target in rows:
-        print(f"{model:<11} {name:<16} {value:>6.1f}  {target}")
+    for model, name, value, target in rows:  # COCOeval's -1: nothing of that part to score
+        shown = f"{value:>6.1f}" if value >= 0 else f"{'n/a':>6}"
+        print(f"{model:<11} {name:<16} {shown}  {target}")
     print(f"figures: {out / 'figures.json'}")
 
 
