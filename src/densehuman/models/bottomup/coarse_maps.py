@@ -63,18 +63,19 @@ class RowSampledMaps:
         if not (0 < height <= factor * h and 0 < width <= factor * w):
             raise ValueError(f"content {content} is outside the {factor * h}x{factor * w} net input")
         cols_t = np.ascontiguousarray(cubic_resize_matrix(w, factor * w)[:width].T)
-        self.rows = np.ascontiguousarray(maps @ cols_t).reshape(channels * h, width)  # (C h, W)
-        self.source_height = h
-        self.tap_index, self.tap_weight = cubic_taps(h, factor * h, height)
+        self.rows = np.ascontiguousarray(maps @ cols_t).reshape(-1)  # (C, h, W) flat
+        self.channel_stride = h * width
+        tap_index, self.tap_weight = cubic_taps(h, factor * h, height)
+        self.tap_offset = np.ascontiguousarray(tap_index * width)  # flat offsets of the source rows
         self.shape = (channels, height, width)
 
     def read(self, channel: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """float32 values at (channel, y, x) (integer arrays of one shape, inside the maps)."""
-        base = channel * self.source_height
-        index, weight = self.tap_index[y], self.tap_weight[y]
-        out = weight[..., 0] * self.rows[base + index[..., 0], x]
+        base = channel * self.channel_stride + x
+        offset, weight = self.tap_offset[y], self.tap_weight[y]
+        out = weight[..., 0] * self.rows.take(base + offset[..., 0])
         for tap in range(1, TAPS):
-            out += weight[..., tap] * self.rows[base + index[..., tap], x]
+            out += weight[..., tap] * self.rows.take(base + offset[..., tap])
         return out
 
 
