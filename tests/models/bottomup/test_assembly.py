@@ -553,6 +553,10 @@ def test_cubic_taps_and_row_sampled_maps_match_the_full_resize() -> None:
     sampled = RowSampledMaps(maps, (70, 101))
     channel, y, x = rng.integers(0, 3, 500), rng.integers(0, 70, 500), rng.integers(0, 101, 500)
     np.testing.assert_allclose(sampled.read(channel, y, x), full[channel, y, x], rtol=1e-5, atol=1e-5)
+    other = (channel + 1) % 3
+    ux, uy = rng.normal(size=500).astype(np.float32), rng.normal(size=500).astype(np.float32)
+    expected = ux * full[channel, y, x] + uy * full[other, y, x]
+    np.testing.assert_allclose(sampled.dot(channel, other, y, x, ux, uy), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="outside"):
         RowSampledMaps(maps, (80, 101))
 

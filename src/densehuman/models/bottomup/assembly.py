@@ -178,7 +178,7 @@ def score_connections(
         mx = np.clip((geo[0] + lm_f * geo[2] + np.float32(0.5)).astype(np.int64), 0, width - 1)
         my = np.clip((geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64), 0, height - 1)
         if reader is not None:
-            return geo[4] * reader.read(chan[0], my, mx) + geo[5] * reader.read(chan[1], my, mx)
+            return reader.dot(chan[0], chan[1], my, mx, geo[4], geo[5])
         pixel = my * width + mx
         return geo[4] * flat[chan[0] * (height * width) + pixel] + geo[5] * flat[chan[1] * (height * width) + pixel]
 

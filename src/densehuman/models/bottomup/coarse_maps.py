@@ -69,6 +69,21 @@ class RowSampledMaps:
         self.tap_offset = np.ascontiguousarray(tap_index * width)  # flat offsets of the source rows
         self.shape = (channels, height, width)
 
+    def dot(
+        self, channel_x: np.ndarray, channel_y: np.ndarray, y: np.ndarray, x: np.ndarray, ux: np.ndarray, uy: np.ndarray
+    ) -> np.ndarray:
+        """``ux * read(channel_x, y, x) + uy * read(channel_y, y, x)``, the taps looked up once for both channels."""
+        offset, weight = self.tap_offset[y].T, self.tap_weight[y].T
+        base_x = channel_x * self.channel_stride + x
+        base_y = channel_y * self.channel_stride + x
+        take = self.rows.take
+        out_x = weight[0] * take(base_x + offset[0])
+        out_y = weight[0] * take(base_y + offset[0])
+        for tap in range(1, TAPS):
+            out_x += weight[tap] * take(base_x + offset[tap])
+            out_y += weight[tap] * take(base_y + offset[tap])
+        return ux * out_x + uy * out_y
+
     def read(self, channel: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """float32 values at (channel, y, x) (integer arrays of one shape, inside the maps)."""
         base = channel * self.channel_stride + x
