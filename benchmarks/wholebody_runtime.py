@@ -48,7 +48,8 @@ import torch
 from torch import Tensor, nn
 from wholebody_assembly import random_person
 
-from densehuman.inference.wholebody import WHOLEBODY_PRESETS, WholeBodyPredictor, upsample_cropped
+from densehuman.inference.wholebody import WHOLEBODY_PRESETS, WholeBodyPredictor
+from densehuman.inference.wholebody_parse import upsample_cropped
 from densehuman.inference.wholebody_preprocess import NetInput, prepare_input
 from densehuman.keypoints.layouts import BODY135_PAF_PAIRS, NUM_BODY135
 from densehuman.models.bottomup.assembly import AssemblyConfig, assemble, assemble_coarse

@@ -21,10 +21,10 @@ from densehuman.inference.wholebody import (
     WholeBodyPredictor,
     load_wholebody_checkpoint,
     save_wholebody_checkpoint,
-    upsample_cropped,
 )
 from densehuman.inference.wholebody_cli import is_wholebody_model
 from densehuman.inference.wholebody_outputs import coco_wholebody_results, openpose_json
+from densehuman.inference.wholebody_parse import upsample_cropped
 from densehuman.keypoints.layouts import body135_to_wholebody
 from densehuman.models.bottomup.config import WholeBodyNetConfig, build_wholebody_net
 from densehuman.models.bottomup.network import WholeBodyOutput

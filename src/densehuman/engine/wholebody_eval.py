@@ -1,7 +1,7 @@
 """Evaluation of the whole-body network during training: predict the validation images, score COCO-WholeBody AP.
 
 For each image of the split's ``coco_wholebody_{split}.json``: find people exactly as ``densehuman predict --task
-wholebody`` does (``inference.wholebody.parse_image``: OpenPose's preprocessing at net height ``eval_height``, the
+wholebody`` does (``inference.wholebody_parse.parse_image``: OpenPose's preprocessing at net height ``eval_height``, the
 network, the parse), then move OpenPose's image coordinates (pixel centre ``p`` reported as ``p + 0.5``) to the
 file's convention, whose pixel centres are at ``pixel_origin`` (0.5 for ``densehuman synth``, whose pixel i spans
 [i, i + 1); 0 for COCO). People become COCO-WholeBody results (BODY_135 -> 133 order, hand roots from the wrists)
@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from densehuman.evaluation.wholebody import evaluate_wholebody
-from densehuman.inference.wholebody import parse_image
+from densehuman.inference.wholebody_parse import parse_image
 from densehuman.keypoints.layouts import FACE, FOOT, LEFT_HAND, RIGHT_HAND, body135_to_wholebody
 from densehuman.models.bottomup.network import WholeBodyNet
 from densehuman.validation import InputError, read_json

@@ -118,6 +118,19 @@ class _FlatStage(nn.Module):
 # --- the onnxruntime side -------------------------------------------------------------------------------------------
 
 
+def ort_session(model: bytes | str | Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of ``model`` (serialized bytes or a file), all graph optimizations, ``threads``
+    intra-op threads (default: PyTorch's thread count)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
 class OrtStage(nn.Module):
     """Runs one exported stage with onnxruntime where the detector expects the PyTorch module: same inputs (tensors
     or one list of tensors), same output structure. CPU tensors in and out; ``threads``: onnxruntime's intra-op
@@ -125,14 +138,7 @@ class OrtStage(nn.Module):
 
     def __init__(self, model: bytes | str | Path, spec: Any, list_input: int, threads: int | None = None) -> None:
         super().__init__()
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(model, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.spec = spec
         self.list_input = list_input

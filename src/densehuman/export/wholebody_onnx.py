@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from densehuman import atomic
+from densehuman.export.onnx import ort_session
 from densehuman.models.bottomup.config import WholeBodyNetConfig
 from densehuman.models.bottomup.network import WholeBodyOutput
 
@@ -88,7 +89,7 @@ def export_wholebody_onnx(
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     data = model.SerializeToString()
-    session = _session(data)
+    session = ort_session(data)
     heatmaps, pafs = session.run(None, {"image": x.numpy()})
     with torch.no_grad():
         reference = net(x)
@@ -101,15 +102,6 @@ def export_wholebody_onnx(
         raise RuntimeError(f"onnxruntime disagrees with PyTorch by {max(diffs):.3g} (outputs up to {scale:.3g})")
     atomic.write_bytes(target, data)
     return {"max_abs_diff": max(diffs), "max_abs": scale}
-
-
-def _session(model: bytes | str, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:
@@ -141,7 +133,7 @@ class OnnxWholeBodyNet(nn.Module):
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         super().__init__()
-        self.session = _session(str(path), threads)
+        self.session = ort_session(path, threads)
 
     def forward(self, image: Tensor) -> WholeBodyOutput:
         heatmaps, pafs = self.session.run(None, {"image": image.detach().cpu().float().numpy()})

@@ -31,8 +31,8 @@ class MergedPerson:
 
 
 def _share_inside(points: np.ndarray, box: np.ndarray) -> float:
-    found = points[points[:, 2] > 0]
-    body = found if not (points[:BODY_POINTS, 2] > 0).any() else points[:BODY_POINTS][points[:BODY_POINTS, 2] > 0]
+    counted = points[:BODY_POINTS] if (points[:BODY_POINTS, 2] > 0).any() else points
+    body = counted[counted[:, 2] > 0]
     if len(body) == 0:
         return 0.0
     x0, y0, x1, y1 = box

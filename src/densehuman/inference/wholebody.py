@@ -21,7 +21,8 @@ warning, for tests only). Calling it on an image runs OpenPose's single-scale pi
    ``scaleNetToOutput``): a keypoint at net pixel ``p`` is reported at ``p * scale + 0.5`` image pixels, the
    ``+ 0.5`` being OpenPose's own offset ("to keep Matlab format"), so the output equals OpenPose's JSON.
 
-Steps 1-2 are ``densehuman.inference.wholebody_preprocess``. Missing keypoints are ``(0, 0, 0)``, as in OpenPose.
+Steps 1-2 are ``densehuman.inference.wholebody_preprocess``, steps 1-4 ``wholebody_parse.parse_image``. Missing
+keypoints are ``(0, 0, 0)``, as in OpenPose.
 People come in OpenPose's order (that of the assembly).
 """
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,13 +40,12 @@ import numpy as np
 import torch
 
 from densehuman import atomic
-from densehuman.inference.wholebody_preprocess import NetInput, check_net_height, prepare_input
-from densehuman.keypoints.layouts import BODY135_PAF_PAIRS, NUM_BODY135, body135_to_wholebody
-from densehuman.models.bottomup.assembly import BODY135_PAF_CHANNELS, AssemblyConfig, assemble_from_peaks
-from densehuman.models.bottomup.coarse_maps import RowSampledMaps, find_peaks_coarse
+from densehuman.inference.wholebody_parse import parse_image
+from densehuman.inference.wholebody_preprocess import check_net_height
+from densehuman.keypoints.layouts import NUM_BODY135, body135_to_wholebody
+from densehuman.models.bottomup.assembly import AssemblyConfig
 from densehuman.models.bottomup.config import WholeBodyNetConfig, build_wholebody_net
-from densehuman.models.bottomup.network import WholeBodyNet, normalize_openpose
-from densehuman.models.bottomup.peaks import NET_DECREASE_FACTOR, cubic_resize_matrix, find_peaks
+from densehuman.models.bottomup.network import WholeBodyNet
 
 WHOLEBODY_FORMAT = "densehuman-wholebody-1"
 # name -> (config, default net input height): 480 rows is OpenPose's BODY_135 setting (``-1x480``), 368 its default
@@ -313,91 +312,10 @@ def _load_model(model: str | Path) -> tuple[torch.nn.Module, WholeBodyNetConfig,
     )
 
 
-def upsample_cropped(
-    maps: np.ndarray, net_size: tuple[int, int], content: tuple[int, int], *, chunk: int = 32
-) -> np.ndarray:
-    """``upsample_maps(maps)[:, :content[0], :content[1]]``: the stride-8 (C, h, w) maps upsampled x8 to the net
-    input size ``net_size`` (H, W) and cropped to the image, without computing the cropped rows and columns (the
-    cubic resize is separable: the crop keeps the first rows of its two matrices)."""
-    maps = np.asarray(maps, dtype=np.float32)
-    channels, h, w = maps.shape
-    if (NET_DECREASE_FACTOR * h, NET_DECREASE_FACTOR * w) != tuple(net_size):
-        raise ValueError(f"the network's {h}x{w} outputs are not the {net_size[0]}x{net_size[1]} net input / 8")
-    ch, cw = content
-    rows = cubic_resize_matrix(h, net_size[0])[:ch]
-    cols_t = np.ascontiguousarray(cubic_resize_matrix(w, net_size[1])[:cw].T)
-    out = np.empty((channels, ch, cw), np.float32)
-    for start in range(0, channels, chunk):
-        out[start : start + chunk] = rows @ (maps[start : start + chunk] @ cols_t)
-    return out
-
-
 def _as_rgb(image: Any, bgr: bool) -> np.ndarray:
     from densehuman.inference.predictor import _as_rgb as as_rgb
 
     return as_rgb(image, bgr)
-
-
-@dataclass(frozen=True)
-class ParsedImage:
-    """``parse_image``'s output: keypoints (P, 135, 3) in image pixels (OpenPose's convention, module docstring),
-    person scores (P,), the prepared net input and the seconds spent in the network, on the maps and in the
-    assembly (``WholeBodyResult``)."""
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    prepared: NetInput
-    network_seconds: float
-    maps_seconds: float
-    assembly_seconds: float
-
-    @property
-    def net_size(self) -> tuple[int, int]:
-        return (int(self.prepared.bgr.shape[0]), int(self.prepared.bgr.shape[1]))
-
-
-def parse_image(
-    net: torch.nn.Module,
-    rgb: np.ndarray,
-    net_height: int,
-    *,
-    device: torch.device | None = None,
-    assembly: AssemblyConfig | None = None,
-    exact_maps: bool = False,
-) -> ParsedImage:
-    """Steps 1-4 of the module docstring on an RGB uint8 image with a network in eval mode. ``exact_maps``:
-    upsample all maps x8 as OpenPose does (``upsample_cropped``, then ``find_peaks``); default the same parse from
-    the stride-8 maps (``coarse_maps``: peaks in tiles around the coarse maxima, PAFs read at their samples), several
-    times faster on a CPU."""
-    prepared = prepare_input(rgb, net_height)
-    net_h, net_w = prepared.bgr.shape[:2]
-    device = device or next(net.parameters()).device
-    start = time.perf_counter()
-    with torch.inference_mode():
-        x = torch.from_numpy(prepared.bgr).to(device).permute(2, 0, 1)[None].float()
-        out = net(normalize_openpose(x))
-        maps = torch.cat([out.final_heatmaps[0], out.final_pafs[0]]).float().cpu().numpy()
-    network_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    cfg = assembly or AssemblyConfig()
-    count = int(out.final_heatmaps.shape[1])
-    offset = float(0.5 / prepared.scale_to_image)
-    pafs: np.ndarray | RowSampledMaps
-    if exact_maps:
-        up = upsample_cropped(maps, (net_h, net_w), prepared.content)  # the padding is not parsed
-        peaks = find_peaks(up[:count], cfg.nms_threshold, max_peaks=cfg.max_peaks, offset=offset)
-        pafs = up[count:]
-    else:
-        peaks = find_peaks_coarse(
-            maps[:count], prepared.content, cfg.nms_threshold, max_peaks=cfg.max_peaks, offset=offset
-        )
-        pafs = RowSampledMaps(maps[count:], prepared.content)
-    maps_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    keypoints, scores = assemble_from_peaks(
-        peaks, pafs, BODY135_PAF_PAIRS, BODY135_PAF_CHANNELS, cfg, scale=prepared.scale_to_image
-    )
-    return ParsedImage(keypoints, scores, prepared, network_seconds, maps_seconds, time.perf_counter() - start)
 
 
 class WholeBodyPredictor:

@@ -380,14 +380,34 @@ def assemble_coarse(
     full upsampling: peaks in tiles around the coarse maxima, PAFs read at their samples only (``coarse_maps``).
     ``content``: (H, W) of the parsed part of the ``factor``-times larger net input (the image without padding)."""
     cfg = config or AssemblyConfig()
-    heatmaps = np.asarray(heatmaps, dtype=np.float32)
-    pafs = np.asarray(pafs, dtype=np.float32)
-    if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[1:] != pafs.shape[1:]:
-        raise ValueError(f"heatmaps (K, h, w) and pafs (C, h, w) must share h, w; got {heatmaps.shape}, {pafs.shape}")
+    if np.ndim(heatmaps) != 3 or np.ndim(pafs) != 3 or np.shape(heatmaps)[1:] != np.shape(pafs)[1:]:
+        raise ValueError(
+            f"heatmaps (K, h, w) and pafs (C, h, w) must share h, w; got {np.shape(heatmaps)}, {np.shape(pafs)}"
+        )
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     channels = paf_channel_pairs if paf_channel_pairs is not None else [(2 * i, 2 * i + 1) for i in range(len(pairs))]
+    peaks, reader = coarse_parse_inputs(heatmaps, pafs, content, cfg, scale=scale, factor=factor)
+    return assemble_from_peaks(peaks, reader, pairs, channels, cfg, scale=scale)
+
+
+def coarse_parse_inputs(
+    heatmaps: np.ndarray,
+    pafs: np.ndarray,
+    content: tuple[int, int],
+    config: AssemblyConfig,
+    *,
+    scale: float = 1.0,
+    factor: int = 8,
+) -> tuple[list[np.ndarray], RowSampledMaps]:
+    """What ``assemble_from_peaks`` parses, from stride-``factor`` maps: the heatmap peaks (``find_peaks_coarse``,
+    coordinates ``+ 0.5 / scale`` as ``assemble`` gives them) and the PAFs as a ``RowSampledMaps``."""
     peaks = find_peaks_coarse(
-        heatmaps, content, cfg.nms_threshold, factor=factor, max_peaks=cfg.max_peaks, offset=float(0.5 / scale)
+        np.asarray(heatmaps, dtype=np.float32),
+        content,
+        config.nms_threshold,
+        factor=factor,
+        max_peaks=config.max_peaks,
+        offset=float(0.5 / scale),
     )
-    return assemble_from_peaks(peaks, RowSampledMaps(pafs, content, factor), pairs, channels, cfg, scale=scale)
+    return peaks, RowSampledMaps(pafs, content, factor)
