@@ -18,8 +18,8 @@ from densehuman.models.bottomup.assembly import (
     assemble_from_peaks,
     coarse_parse_inputs,
 )
-from densehuman.models.bottomup.coarse_maps import RowSampledMaps
 from densehuman.models.bottomup.network import normalize_openpose
+from densehuman.models.bottomup.paf_sampler import PafSampler
 from densehuman.models.bottomup.peaks import NET_DECREASE_FACTOR, cubic_resize_matrix, find_peaks
 
 
@@ -86,7 +86,7 @@ def parse_image(
     start = time.perf_counter()
     cfg = assembly or AssemblyConfig()
     count = int(out.final_heatmaps.shape[1])
-    pafs: np.ndarray | RowSampledMaps
+    pafs: np.ndarray | PafSampler
     if exact_maps:
         up = upsample_cropped(maps, (net_h, net_w), prepared.content)  # the padding is not parsed
         offset = float(0.5 / prepared.scale_to_image)  # as ``assemble`` shifts peaks

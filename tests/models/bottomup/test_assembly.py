@@ -22,7 +22,8 @@ from densehuman.models.bottomup.assembly import (
     assemble_from_peaks,
     score_connections,
 )
-from densehuman.models.bottomup.coarse_maps import RowSampledMaps, cubic_taps, find_peaks_coarse
+from densehuman.models.bottomup.coarse_maps import cubic_taps, find_peaks_coarse
+from densehuman.models.bottomup.paf_sampler import PafSampler
 from densehuman.models.bottomup.peaks import cubic_resize_matrix, find_peaks, resize_maps_cubic, upsample_maps
 from densehuman.models.bottomup.targets import make_targets
 
@@ -542,23 +543,65 @@ def stride8_scene(count: int, shape: tuple[int, int], seed: int, noise: float = 
     return heat.astype(np.float32), targets.pafs.astype(np.float32)
 
 
-def test_cubic_taps_and_row_sampled_maps_match_the_full_resize() -> None:
+def test_cubic_taps_and_paf_sampler_match_the_full_resize() -> None:
     rng = np.random.default_rng(3)
-    maps = rng.normal(size=(3, 9, 13)).astype(np.float32)
+    maps = rng.normal(size=(4, 9, 13)).astype(np.float32)
     index, weight = cubic_taps(9, 72, 70)
     dense = np.zeros((70, 9), np.float32)
     np.add.at(dense, (np.arange(70)[:, None], index), weight)
     np.testing.assert_allclose(dense, cubic_resize_matrix(9, 72)[:70], atol=1e-7)
     full = upsample_maps(maps)[:, :70, :101]
-    sampled = RowSampledMaps(maps, (70, 101))
-    channel, y, x = rng.integers(0, 3, 500), rng.integers(0, 70, 500), rng.integers(0, 101, 500)
-    np.testing.assert_allclose(sampled.read(channel, y, x), full[channel, y, x], rtol=1e-5, atol=1e-5)
-    other = (channel + 1) % 3
+    channel_pairs = np.array([[2, 0], [1, 3], [3, 3]])
+    sampler = PafSampler(maps, (70, 101), channel_pairs)
+    pair, y, x = rng.integers(0, 3, 500), rng.integers(0, 70, 500), rng.integers(0, 101, 500)
+    # the corners and edges, where the taps are clamped
+    y[:4], x[:4] = [0, 0, 69, 69], [0, 100, 0, 100]
+    values = sampler.values(pair, y, x)
+    np.testing.assert_allclose(values[:, 0], full[channel_pairs[pair, 0], y, x], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(values[:, 1], full[channel_pairs[pair, 1], y, x], rtol=1e-5, atol=1e-5)
     ux, uy = rng.normal(size=500).astype(np.float32), rng.normal(size=500).astype(np.float32)
-    expected = ux * full[channel, y, x] + uy * full[other, y, x]
-    np.testing.assert_allclose(sampled.dot(channel, other, y, x, ux, uy), expected, rtol=1e-4, atol=1e-4)
+    expected = ux * full[channel_pairs[pair, 0], y, x] + uy * full[channel_pairs[pair, 1], y, x]
+    np.testing.assert_allclose(sampler.dot(pair, y, x, ux, uy), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="outside"):
-        RowSampledMaps(maps, (80, 101))
+        PafSampler(maps, (80, 101), channel_pairs)
+    with pytest.raises(ValueError, match="channels outside"):
+        PafSampler(maps, (70, 101), np.array([[0, 4]]))
+
+
+@pytest.mark.parametrize("shape", [(9, 13), (3, 2)])
+def test_window_norms_bound_every_fine_pixel(shape: tuple[int, int]) -> None:
+    """The pre-check's proof of failure: ``|u . PAF| <= gain * sqrt(window_norms)`` at every fine pixel, and the bound
+    is tight enough to prove something (zero where the window is empty)."""
+    rng = np.random.default_rng(4)
+    maps = rng.normal(size=(4, *shape)).astype(np.float32) * (rng.random((4, *shape)) < 0.3)
+    channel_pairs = np.array([[0, 1], [2, 3]])
+    content = (8 * shape[0] - 3, 8 * shape[1] - 5)
+    sampler = PafSampler(maps, content, channel_pairs)
+    full = upsample_maps(maps)[:, : content[0], : content[1]]
+    norms = sampler.window_norms()
+    bound = sampler.gain * np.sqrt(norms[:, sampler.window_row[:, None], sampler.window_col[None, :]])
+    magnitude = np.hypot(full[0::2], full[1::2])
+    assert np.all(magnitude <= bound * (1 + 1e-5) + 1e-7)
+    assert np.any(bound == 0) == np.any(norms == 0)
+    assert np.max(magnitude / np.maximum(bound, 1e-12)) > 0.5  # not loose by more than 2x everywhere
+
+
+@pytest.mark.parametrize(("count", "noise"), [(12, 0.0), (20, 0.02)])
+def test_pair_scores_from_the_sampler_equal_those_from_the_full_maps(count: int, noise: float) -> None:
+    """The bound and sample-0 pre-checks only drop pairs the full test rejects: the same pairs come out as from the
+    upsampled maps, with the same scores (float32 rounding aside)."""
+    heat, pafs = stride8_scene(count, (368, 656), seed=count)
+    rng = np.random.default_rng(count)
+    pafs = pafs + rng.normal(0.0, noise, pafs.shape).astype(np.float32)
+    peaks = find_peaks(upsample_maps(heat), 0.05)
+    full = score_connections(peaks, upsample_maps(pafs))
+    sampled = score_connections(peaks, PafSampler(pafs, (368, 656), np.asarray(BODY135_PAF_CHANNELS)))
+    assert len(full[0]) > count * 100
+    for want, got in zip(full[:3], sampled[:3], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(sampled[3], full[3], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="other PAF channel pairs"):
+        score_connections(peaks, PafSampler(pafs, (368, 656), np.zeros((152, 2), np.int64)))
 
 
 @pytest.mark.parametrize(("count", "noise", "content"), [(1, 0.0, (368, 656)), (12, 0.01, (361, 650))])

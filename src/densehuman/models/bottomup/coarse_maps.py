@@ -14,8 +14,8 @@ This module computes only those, with OpenPose's own cubic resize (``cubic_resiz
   maximum, hence two cells); the tests compare both paths on crowded scenes. It is not a theorem: a fine peak on a
   long ridge of the coarse map can be missed, which ``exact_maps=True`` rules out. Peaks and their refinement are
   computed exactly as ``find_peaks`` does on the full maps (float32 rounding aside).
-* ``RowSampledMaps``: the PAFs upsampled along the width only (an eighth of the full resize); a value at any fine
-  pixel is then the 4-tap cubic sum along the height, which is what ``score_connections`` reads at its samples.
+* ``paf_sampler.PafSampler``: PAF values at the pixels the line integrals sample, each from the 4x4 stride-8
+  cells its cubic taps read.
 
 ``WholeBodyPredictor(exact_maps=True)`` keeps OpenPose's full upsampling.
 """
@@ -45,53 +45,6 @@ def cubic_taps(source: int, target: int, keep: int | None = None) -> tuple[np.nd
     index[rows, slot] = cols
     weight[rows, slot] = matrix[rows, cols]
     return index, weight
-
-
-class RowSampledMaps:
-    """(C, H, W) maps upsampled x``factor`` and cropped to ``content`` (H, W), read only at given pixels.
-
-    ``maps``: (C, h, w) stride-``factor`` outputs of a ``(factor h) x (factor w)`` net input. The width is
-    upsampled at construction; ``read(channel, y, x)`` finishes the height with 4 taps per pixel.
-    """
-
-    def __init__(self, maps: np.ndarray, content: tuple[int, int], factor: int = 8) -> None:
-        maps = np.asarray(maps, dtype=np.float32)
-        if maps.ndim != 3:
-            raise ValueError(f"maps must have shape (C, h, w), got {maps.shape}")
-        channels, h, w = maps.shape
-        height, width = (int(v) for v in content)
-        if not (0 < height <= factor * h and 0 < width <= factor * w):
-            raise ValueError(f"content {content} is outside the {factor * h}x{factor * w} net input")
-        cols_t = np.ascontiguousarray(cubic_resize_matrix(w, factor * w)[:width].T)
-        self.rows = np.ascontiguousarray(maps @ cols_t).reshape(-1)  # (C, h, W) flat
-        self.channel_stride = h * width
-        tap_index, self.tap_weight = cubic_taps(h, factor * h, height)
-        self.tap_offset = np.ascontiguousarray(tap_index * width)  # flat offsets of the source rows
-        self.shape = (channels, height, width)
-
-    def dot(
-        self, channel_x: np.ndarray, channel_y: np.ndarray, y: np.ndarray, x: np.ndarray, ux: np.ndarray, uy: np.ndarray
-    ) -> np.ndarray:
-        """``ux * read(channel_x, y, x) + uy * read(channel_y, y, x)``, the taps looked up once for both channels."""
-        offset, weight = self.tap_offset[y].T, self.tap_weight[y].T
-        base_x = channel_x * self.channel_stride + x
-        base_y = channel_y * self.channel_stride + x
-        take = self.rows.take
-        out_x = weight[0] * take(base_x + offset[0])
-        out_y = weight[0] * take(base_y + offset[0])
-        for tap in range(1, TAPS):
-            out_x += weight[tap] * take(base_x + offset[tap])
-            out_y += weight[tap] * take(base_y + offset[tap])
-        return ux * out_x + uy * out_y
-
-    def read(self, channel: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """float32 values at (channel, y, x) (integer arrays of one shape, inside the maps)."""
-        base = channel * self.channel_stride + x
-        offset, weight = self.tap_offset[y], self.tap_weight[y]
-        out = weight[..., 0] * self.rows.take(base + offset[..., 0])
-        for tap in range(1, TAPS):
-            out += weight[..., tap] * self.rows.take(base + offset[..., tap])
-        return out
 
 
 def _windows(source: int, target: int, keep: int) -> tuple[np.ndarray, np.ndarray]:

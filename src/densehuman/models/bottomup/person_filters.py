@@ -27,14 +27,12 @@ FEW_FACES = 3
 
 @dataclass
 class People:
-    """People during assembly: per person the global peak id of each part (-1: none), a part bitmask, the part
-    count, the score, the parts set, and whether it was merged away."""
+    """People after the greedy assembly: per person the global peak id of each part (-1: none; an empty list for a
+    person merged away), the part count, the score, and whether it is still a person (not merged away)."""
 
     slots: list[list[int]]
-    masks: list[int]
     counts: list[int]
     scores: list[float]
-    parts: list[list[int]]
     alive: list[bool]
 
 

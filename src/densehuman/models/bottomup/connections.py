@@ -1,0 +1,352 @@
+"""Step 2 of OpenPose's parsing (``assembly``): the PAF score of every candidate pair of every PAF, vectorized.
+
+``pafScoreKernel``/``process`` in ``bodyPartConnectorBase.cu``: a pair (A, B) gets
+``n = max(5, min(25, round(sqrt(5 max(|dx|, |dy|)))))`` samples at ``round(A + lm (B - A) / n)``, ``lm = 0 .. n-1``;
+a sample counts when ``PAF . u > 0.05``; the pair scores the mean of the counted samples when more than 95 % count,
+``nms_threshold + 1e-6`` when it fails but ``|B - A| < sqrt(W H) / 150``, and is rejected otherwise.
+
+All pairs of all PAFs are scored at once. Almost all of them are wrong (a 20-person crowd has about 60,000 candidate
+pairs, 3,000 of them kept) and most of the work is rejecting those, so exact pre-checks run first. With at most 25
+samples, 2 failed samples already miss the 95 %, so a pair is dropped as soon as more of its samples surely fail
+than it may have; the samples looked at are up to 4 of its own (``PROBE_ORDER``) and, with a ``PafSampler``,
+sample 0 (peak A's own pixel, whose PAF vector is read once per pair and peak A):
+
+1. With a ``PafSampler`` (the stride-8 parse) and many candidates, a sample costs a 4x4x2-cell cubic sum. A sample
+   *provably* fails when an upper bound of ``|PAF . u|`` over the 4x4 source cells its taps read
+   (``PafSampler.window_norms``, one read of a small array) is at most the threshold; with sample 0, this drops
+   about 80 % of the candidates in a crowd.
+2. The remaining pairs' probe samples are computed exactly, one probe at a time.
+
+Only the survivors get their other samples. Both checks only drop pairs the full test rejects, so the result is
+OpenPose's (the tests compare with the full computation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from densehuman.keypoints.layouts import BODY135_PAF_PAIRS
+from densehuman.models.bottomup.paf_sampler import PafSampler
+from densehuman.models.bottomup.parse_config import AssemblyConfig
+
+# bodyPartConnectorBase: ``numberPointsInLine = max(5, min(25, intRound(sqrt(5 * max(|dx|, |dy|)))))``.
+MIN_LINE_SAMPLES = 5
+MAX_LINE_SAMPLES = 25
+LINE_SAMPLES_FACTOR = 5
+# Coincident peaks (``vectorNorm <= 1e-6``) are never connected; scores ``<= 1e-6`` are not candidates.
+MIN_VECTOR_NORM = 1e-6
+MIN_PAIR_SCORE = 1e-6
+# ``l2Dist < sqrt(W * H) / 150`` ("3.3 for 368x656") gets the score ``nmsThreshold + 1e-6``.
+CLOSE_DISTANCE_DIVISOR = 150
+CLOSE_SCORE_EPSILON = 1e-6
+# Pre-check samples (not in OpenPose; exact): samples ``((2 j + 1) n) // 8`` for j in this order.
+PROBE_ORDER = (1, 2, 0, 3)
+
+# The bound check (pre-check 1) costs a pass over all stride-8 cells of all PAF pairs (``window_norms``); it pays
+# off when the candidates number at least 1/16 of those cells (about 36,000 for BODY_135 at 368x656: a crowd).
+BOUND_CHECK_MIN_RATIO = 16
+
+# PAF pair i of BODY_135 reads PAF channels 2i (x) and 2i + 1 (y): ``POSE_MAP_INDEX[BODY_135]`` is 0..303.
+BODY135_PAF_CHANNELS: tuple[tuple[int, int], ...] = tuple((2 * i, 2 * i + 1) for i in range(len(BODY135_PAF_PAIRS)))
+
+
+def check_pairs(
+    pairs: Sequence[tuple[int, int]], paf_channel_pairs: Sequence[tuple[int, int]], parts: int, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 2) part pairs and (P, 2) PAF channel pairs as int64 arrays, checked against the part and channel counts."""
+    pair_arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    chan_arr = np.asarray(paf_channel_pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pair_arr) != len(chan_arr):
+        raise ValueError(f"{len(pair_arr)} pairs but {len(chan_arr)} PAF channel pairs")
+    if pair_arr.size and (pair_arr.min() < 0 or pair_arr.max() >= parts):
+        raise ValueError(f"pairs reference parts outside 0..{parts - 1}")
+    if chan_arr.size and (chan_arr.min() < 0 or chan_arr.max() >= channels):
+        raise ValueError(f"PAF channel pairs reference channels outside 0..{channels - 1}")
+    return pair_arr, chan_arr
+
+
+def _min_passing_counts(ratio: np.float32) -> np.ndarray:
+    """For n = 0..25 samples, the fewest passing samples with ``count / n > ratio`` in float32 (n + 1: none)."""
+    out = np.zeros(MAX_LINE_SAMPLES + 1, np.int64)
+    for n in range(1, MAX_LINE_SAMPLES + 1):
+        ok = np.flatnonzero(np.arange(n + 1, dtype=np.float32) / np.float32(n) > ratio)
+        out[n] = int(ok[0]) if ok.size else n + 1
+    return out
+
+
+class _Lines:
+    """The candidate lines: per candidate (columns) start x, y, step x, y and unit vector x, y (float32), its
+    sample count, PAF pair and PAF channels, read from full (C, H, W) maps or a ``PafSampler``."""
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        glob_a: np.ndarray,
+        glob_b: np.ndarray,
+        pair: np.ndarray,
+        chan_arr: np.ndarray,
+        pafs: np.ndarray | PafSampler,
+    ) -> None:
+        self.points = points
+        start_x, start_y = points[glob_a, 0], points[glob_a, 1]
+        dx, dy = points[glob_b, 0] - start_x, points[glob_b, 1] - start_y
+        longest = np.maximum(np.abs(dx), np.abs(dy))
+        rounded = (np.sqrt(np.float32(LINE_SAMPLES_FACTOR) * longest) + np.float32(0.5)).astype(np.int64)
+        self.samples = np.clip(rounded, MIN_LINE_SAMPLES, MAX_LINE_SAMPLES)
+        self.norm = np.sqrt(dx * dx + dy * dy)
+        self.valid = self.norm.astype(np.float64) > MIN_VECTOR_NORM
+        safe = np.where(self.valid, self.norm, np.float32(1))
+        count_f = self.samples.astype(np.float32)
+        self.geometry = np.stack([start_x, start_y, dx / count_f, dy / count_f, dx / safe, dy / safe])
+        self.pair, self.chan_arr, self.pafs = pair, chan_arr, pafs
+        self.height, self.width = pafs.shape[1:]
+        self.flat = None if isinstance(pafs, PafSampler) else pafs.reshape(-1)
+
+    def xy(self, rows: np.ndarray, lm: np.ndarray, geo: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x, y of sample ``lm[i]`` of candidate ``rows[i]`` (the C++ rounding, clamped to the map); ``geo``:
+        ``geometry[:, rows]`` where the caller has it."""
+        geo = np.take(self.geometry, rows, axis=1) if geo is None else geo
+        lm_f = lm.astype(np.float32)
+        mx = np.clip((geo[0] + lm_f * geo[2] + np.float32(0.5)).astype(np.int64), 0, self.width - 1)
+        my = np.clip((geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64), 0, self.height - 1)
+        return mx, my
+
+    def along(self, rows: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+        """float32 ``PAF . u`` of candidate ``rows[i]`` at pixel (my[i], mx[i])."""
+        ux, uy = self.geometry[4].take(rows), self.geometry[5].take(rows)
+        pair = self.pair.take(rows)
+        if self.flat is None:
+            assert isinstance(self.pafs, PafSampler)
+            return self.pafs.dot(pair, my, mx, ux, uy)
+        plane = self.height * self.width
+        pixel = my * self.width + mx
+        chan_x, chan_y = self.chan_arr[pair, 0], self.chan_arr[pair, 1]
+        return ux * self.flat[chan_x * plane + pixel] + uy * self.flat[chan_y * plane + pixel]
+
+
+def _probe_pixels(lines: _Lines, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-check samples of candidates ``rows``: (probes, rows) sample indices ``((2 j + 1) n) // 8`` for j in
+    ``PROBE_ORDER`` (distinct for n >= 5) and their x and y pixels."""
+    slots = np.array([2 * slot + 1 for slot in PROBE_ORDER], np.int64)[:, None]
+    lm = (slots * lines.samples.take(rows)) // (2 * len(PROBE_ORDER))
+    geo = np.take(lines.geometry, rows, axis=1)
+    lm_f = lm.astype(np.float32)
+    pixels = []
+    for origin, step, size in ((geo[0], geo[2], lines.width), (geo[1], geo[3], lines.height)):
+        coordinate = lm_f * step
+        coordinate += origin
+        coordinate += np.float32(0.5)
+        pixel = coordinate.astype(np.int64)
+        pixels.append(np.clip(pixel, 0, size - 1, out=pixel))
+    return lm, pixels[0], pixels[1]
+
+
+def _first_vectors(
+    lines: _Lines, sampler: PafSampler, pair_arr: np.ndarray, counts: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """(sum over pairs of their peaks A, 2) the PAF vector at sample 0 of the pairs' candidates: sample 0 is peak
+    A's own pixel, so it is read once per pair and peak A (in pair order, then peak order), not per candidate."""
+    n_a = counts[pair_arr[:, 0]]
+    first = np.repeat(np.cumsum(n_a) - n_a, n_a)
+    pair = np.repeat(np.arange(len(pair_arr)), n_a)
+    peak = offsets[np.repeat(pair_arr[:, 0], n_a)] + np.arange(n_a.sum()) - first
+    x = np.clip((lines.points[peak, 0] + np.float32(0.5)).astype(np.int64), 0, lines.width - 1)
+    y = np.clip((lines.points[peak, 1] + np.float32(0.5)).astype(np.int64), 0, lines.height - 1)
+    return sampler.values(pair, y, x)
+
+
+def _first_sample_fails(
+    lines: _Lines, rows: np.ndarray, vectors: np.ndarray, entry: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Whether sample 0 of candidates ``rows`` surely fails, from the PAF vectors at sample 0 (``_first_vectors``;
+    ``entry``: each candidate's). ``u . PAF`` is formed in another order than ``PafSampler.dot`` does, hence a
+    failure is only claimed with a relative margin of 1e-4."""
+    index = entry.take(rows)
+    vx, vy = vectors[:, 0].take(index), vectors[:, 1].take(index)
+    along = lines.geometry[4].take(rows) * vx
+    along += lines.geometry[5].take(rows) * vy
+    margin = np.abs(vx)
+    margin += np.abs(vy)
+    margin *= np.float32(1e-4)
+    along += margin
+    # Sample 0 is a probe itself for n < 8 (probe slot 0 is n // 8); it must not be counted twice.
+    return (along <= threshold - np.float32(1e-7)) & (lines.samples.take(rows) >= 2 * len(PROBE_ORDER))
+
+
+def _bound_check(
+    lines: _Lines,
+    rows: np.ndarray,
+    sampler: PafSampler,
+    probes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    first_fails: np.ndarray,
+    threshold: float,
+    max_fail: np.ndarray,
+) -> np.ndarray:
+    """Pre-check 1 (module docstring): which of ``rows`` are not provably rejected, given their probe pixels and
+    whether their sample 0 surely fails."""
+    norms = sampler.window_norms()
+    windows_h, windows_w = norms.shape[1:]
+    # A sample provably fails when gain * sqrt(norm) <= threshold (raised by 1e-4 for float32 rounding).
+    limit = np.float32((threshold / (sampler.gain * (1 + 1e-4))) ** 2)
+    _, mx, my = probes
+    window = sampler.window_row.take(my)
+    window *= windows_w
+    window += sampler.window_col.take(mx)
+    window += (lines.pair.take(rows) * (windows_h * windows_w))[None, :]
+    proven = np.count_nonzero(norms.reshape(-1).take(window) <= limit, axis=0)
+    proven += first_fails
+    return proven <= max_fail[lines.samples.take(rows)]
+
+
+def _exact_check(
+    lines: _Lines,
+    rows: np.ndarray,
+    probes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fails: np.ndarray,
+    threshold: np.float32,
+    max_fail: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pre-check 2 (module docstring): the rows whose probe samples do not already fail too often (``fails``:
+    failures known before), with their probe sample indices and values, (probes, rows)."""
+    lm, mx, my = probes
+    n = lines.samples.take(rows)
+    values = np.zeros(lm.shape, np.float32)
+    alive = np.arange(rows.size)
+    for k in range(len(PROBE_ORDER)):
+        values[k, alive] = value = lines.along(rows.take(alive), mx[k].take(alive), my[k].take(alive))
+        fails += ~(value > threshold)
+        keep = fails <= max_fail[n.take(alive)]
+        if not keep.all():
+            alive, fails = alive[keep], fails[keep]
+    return rows.take(alive), lm.take(alive, axis=1), values.take(alive, axis=1)
+
+
+def _line_scores(
+    lines: _Lines, rows: np.ndarray, probe_lm: np.ndarray, probe_values: np.ndarray, threshold: np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate in ``rows``: the float32 sum and the count of its samples with ``PAF . u > threshold``, in the
+    C++ loop's order; ``probe_values`` (probes, rows) are the samples at ``probe_lm`` already computed."""
+    n = lines.samples[rows]
+    first = np.cumsum(n) - n
+    which = np.repeat(np.arange(rows.size), n)
+    lm = np.arange(which.size) - np.repeat(first, n)
+    score = np.empty(which.size, np.float32)
+    known = np.zeros(which.size, bool)
+    if probe_lm.size:
+        at = first[None, :] + probe_lm
+        score[at.reshape(-1)] = probe_values.reshape(-1)
+        known[at.reshape(-1)] = True
+    todo = np.flatnonzero(~known)
+    candidate = rows.take(which.take(todo))
+    score[todo] = lines.along(candidate, *lines.xy(candidate, lm.take(todo)))
+    passed = score > threshold
+    padded = np.zeros((rows.size, int(n.max())), np.float32)
+    padded[which[passed], lm[passed]] = score[passed]
+    total = np.zeros(rows.size, np.float32)
+    for column in padded.T:  # the C++ loop's summation order (adding exact zeros changes nothing)
+        total += column
+    return total, np.bincount(which[passed], minlength=rows.size)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What ``_score_rows`` needs besides the lines: the test's thresholds, the failures each sample count allows
+    (negative: the fraction test can never pass), the sample-0 vectors with each candidate's entry (or None), and
+    whether to run the bound check."""
+
+    threshold: np.float32
+    ratio: np.float32
+    max_fail: np.ndarray
+    first: tuple[np.ndarray, np.ndarray] | None
+    bound: bool
+
+
+def _score_rows(lines: _Lines, rows: np.ndarray, checks: _Checks) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates of ``rows`` that pass the 95 % test and their float32 scores (the pre-checks, then all the
+    samples of the rest)."""
+    threshold, max_fail = checks.threshold, checks.max_fail
+    most_fails = int(max_fail[MIN_LINE_SAMPLES:].max())
+    probe_lm, probe_values = np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
+    if most_fails < 0:
+        rows = rows[:0]
+    elif most_fails < len(PROBE_ORDER):
+        probes = _probe_pixels(lines, rows)
+        fails = np.zeros(rows.size, np.int64)
+        if checks.first is not None:
+            fails += _first_sample_fails(lines, rows, *checks.first, float(threshold))
+        if checks.bound:
+            assert isinstance(lines.pafs, PafSampler)
+            keep = _bound_check(lines, rows, lines.pafs, probes, fails, float(threshold), max_fail)
+            rows, fails = rows[keep], fails[keep]
+            probes = (probes[0][:, keep], probes[1][:, keep], probes[2][:, keep])
+        rows, probe_lm, probe_values = _exact_check(lines, rows, probes, fails, threshold, max_fail)
+    if rows.size == 0:
+        return rows, np.zeros(0, np.float32)
+    total, count = _line_scores(lines, rows, probe_lm, probe_values, threshold)
+    ok = count.astype(np.float32) / lines.samples[rows].astype(np.float32) > checks.ratio
+    return rows[ok], total[ok] / count[ok].astype(np.float32)
+
+
+def score_connections(
+    peaks: Sequence[np.ndarray],
+    pafs: np.ndarray | PafSampler,
+    pairs: Sequence[tuple[int, int]] = BODY135_PAF_PAIRS,
+    paf_channel_pairs: Sequence[tuple[int, int]] = BODY135_PAF_CHANNELS,
+    config: AssemblyConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """PAF scores of all candidate pairs of all PAFs, kept where ``> 1e-6`` (unsorted).
+
+    ``peaks``: per part (n_k, 3) x, y, score as ``find_peaks`` returns them, in the pixel frame of ``pafs``
+    (C, H, W), or a ``PafSampler`` of them (only the sampled pixels are computed; its channel pairs must be
+    ``paf_channel_pairs``). Returns
+    ``(pair_index, peak_index_a, peak_index_b, paf_score)``; the peak indices are 0-based within the pair's parts A
+    and B.
+    """
+    cfg = config or AssemblyConfig()
+    if not isinstance(pafs, PafSampler):
+        pafs = np.ascontiguousarray(pafs, dtype=np.float32)
+        if pafs.ndim != 3:
+            raise ValueError(f"pafs must have shape (C, H, W), got {pafs.shape}")
+    channels, height, width = pafs.shape
+    pair_arr, chan_arr = check_pairs(pairs, paf_channel_pairs, len(peaks), channels)
+    if isinstance(pafs, PafSampler) and not np.array_equal(pafs.channel_pairs, chan_arr):
+        raise ValueError("the PafSampler was made for other PAF channel pairs than paf_channel_pairs")
+    counts = np.array([len(p) for p in peaks], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if len(pair_arr) == 0 or offsets[-1] == 0:
+        return empty
+    points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 3) for p in peaks])
+    n_a, n_b = counts[pair_arr[:, 0]], counts[pair_arr[:, 1]]
+    per_pair = n_a * n_b
+    if per_pair.sum() == 0:
+        return empty
+    pid = np.repeat(np.arange(len(pair_arr)), per_pair)
+    local = np.arange(pid.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    index_a, index_b = local // n_b[pid], local % n_b[pid]
+    glob_a = offsets[pair_arr[pid, 0]] + index_a
+    glob_b = offsets[pair_arr[pid, 1]] + index_b
+    lines = _Lines(points, glob_a, glob_b, pid, chan_arr, pafs)
+
+    threshold = np.float32(cfg.connect_inter_threshold)
+    ratio = np.float32(cfg.connect_inter_min_above_threshold)
+    max_fail = np.arange(MAX_LINE_SAMPLES + 1) - _min_passing_counts(ratio)
+    rows = np.flatnonzero(lines.valid)
+    first = None
+    if isinstance(pafs, PafSampler):
+        n_a = counts[pair_arr[:, 0]]
+        entry = (np.cumsum(n_a) - n_a)[pid] + index_a  # the candidate's (pair, peak A) in ``_first_vectors``
+        first = (_first_vectors(lines, pafs, pair_arr, counts, offsets), entry)
+    bound = isinstance(pafs, PafSampler) and rows.size * BOUND_CHECK_MIN_RATIO >= pafs.cells
+    passed, score = _score_rows(lines, rows, _Checks(threshold, ratio, max_fail, first, bound))
+
+    result = np.full(pid.size, -1.0, np.float32)
+    close_limit = np.sqrt(np.float32(width * height)) / np.float32(CLOSE_DISTANCE_DIVISOR)
+    close = lines.valid & (lines.norm < close_limit)
+    result[close] = np.float32(float(np.float32(cfg.nms_threshold)) + CLOSE_SCORE_EPSILON)
+    result[passed] = score
+    keep = result.astype(np.float64) > MIN_PAIR_SCORE
+    return pid[keep], index_a[keep], index_b[keep], result[keep]
