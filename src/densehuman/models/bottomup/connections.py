@@ -8,17 +8,16 @@ a sample counts when ``PAF . u > 0.05``; the pair scores the mean of the counted
 All pairs of all PAFs are scored at once. Almost all of them are wrong (a 20-person crowd has about 60,000 candidate
 pairs, 3,000 of them kept) and most of the work is rejecting those, so exact pre-checks run first. With at most 25
 samples, 2 failed samples already miss the 95 %, so a pair is dropped as soon as more of its samples surely fail
-than it may have; the samples looked at are up to 4 of its own (``PROBE_ORDER``) and, with a ``PafSampler``,
-sample 0 (peak A's own pixel, whose PAF vector is read once per pair and peak A):
+than it may have:
 
-1. With a ``PafSampler`` (the stride-8 parse) and many candidates, a sample costs a 4x4x2-cell cubic sum. A sample
-   *provably* fails when an upper bound of ``|PAF . u|`` over the 4x4 source cells its taps read
-   (``PafSampler.window_norms``, one read of a small array) is at most the threshold; with sample 0, this drops
-   about 80 % of the candidates in a crowd.
-2. The remaining pairs' probe samples are computed exactly, one probe at a time.
+1. The bound check (with a ``PafSampler``, the stride-8 parse, and many candidates): a sample costs a 4x4x2-cell
+   cubic sum, but it *provably* fails when an upper bound of ``|PAF . u|`` over the 4x4 source cells its taps read
+   (``PafSampler.window_active``, one read of a small array) is at most the threshold. Looked at: up to 4 probe
+   samples (``PROBE_ORDER``), then 8 more for long lines. In the benchmarks' 20-person crowd: 60,705 -> 5,205.
+2. The remaining pairs' probe samples are computed exactly, one probe at a time (5,205 -> 3,600).
 
-Only the survivors get their other samples. Both checks only drop pairs the full test rejects, so the result is
-OpenPose's (the tests compare with the full computation).
+Only the survivors get their other samples (3,136 pairs pass). Both checks only drop pairs the full test rejects, so
+the result is OpenPose's (the tests compare with the full computation).
 """
 
 from __future__ import annotations
@@ -45,9 +44,12 @@ CLOSE_SCORE_EPSILON = 1e-6
 # Pre-check samples (not in OpenPose; exact): samples ``((2 j + 1) n) // 8`` for j in this order.
 PROBE_ORDER = (1, 2, 0, 3)
 
-# The bound check (pre-check 1) costs a pass over all stride-8 cells of all PAF pairs (``window_norms``); it pays
-# off when the candidates number at least 1/16 of those cells (about 36,000 for BODY_135 at 368x656: a crowd).
+# The bound check (pre-check 1) costs a pass over all stride-8 cells of all PAF pairs (``window_active``); it pays off
+# when the candidates number at least 1/16 of those cells (about 36,000 for BODY_135 at 368x656: a crowd).
 BOUND_CHECK_MIN_RATIO = 16
+
+# Samples the bound check adds for the long lines the probes leave in doubt.
+EXTRA_BOUND_SAMPLES = 8
 
 # PAF pair i of BODY_135 reads PAF channels 2i (x) and 2i + 1 (y): ``POSE_MAP_INDEX[BODY_135]`` is 0..303.
 BODY135_PAF_CHANNELS: tuple[tuple[int, int], ...] = tuple((2 * i, 2 * i + 1) for i in range(len(BODY135_PAF_PAIRS)))
@@ -90,17 +92,29 @@ class _Lines:
         chan_arr: np.ndarray,
         pafs: np.ndarray | PafSampler,
     ) -> None:
-        self.points = points
-        start_x, start_y = points[glob_a, 0], points[glob_a, 1]
-        dx, dy = points[glob_b, 0] - start_x, points[glob_b, 1] - start_y
+        size = len(glob_a)
+        # Rows: start x, y; step x, y; unit vector x, y (float32, the C++ operations).
+        self.geometry = geometry = np.empty((6, size), np.float32)
+        start_x, start_y = (
+            np.take(points[:, 0], glob_a, out=geometry[0]),
+            np.take(points[:, 1], glob_a, out=geometry[1]),
+        )
+        dx, dy = points[:, 0].take(glob_b), points[:, 1].take(glob_b)
+        dx -= start_x
+        dy -= start_y
         longest = np.maximum(np.abs(dx), np.abs(dy))
-        rounded = (np.sqrt(np.float32(LINE_SAMPLES_FACTOR) * longest) + np.float32(0.5)).astype(np.int64)
-        self.samples = np.clip(rounded, MIN_LINE_SAMPLES, MAX_LINE_SAMPLES)
+        longest *= np.float32(LINE_SAMPLES_FACTOR)
+        rounded = (np.sqrt(longest, out=longest) + np.float32(0.5)).astype(np.int64)
+        self.samples = np.clip(rounded, MIN_LINE_SAMPLES, MAX_LINE_SAMPLES, out=rounded)
         self.norm = np.sqrt(dx * dx + dy * dy)
         self.valid = self.norm.astype(np.float64) > MIN_VECTOR_NORM
         safe = np.where(self.valid, self.norm, np.float32(1))
         count_f = self.samples.astype(np.float32)
-        self.geometry = np.stack([start_x, start_y, dx / count_f, dy / count_f, dx / safe, dy / safe])
+        np.divide(dx, count_f, out=geometry[2])
+        np.divide(dy, count_f, out=geometry[3])
+        np.divide(dx, safe, out=geometry[4])
+        np.divide(dy, safe, out=geometry[5])
+        self.size = size
         self.pair, self.chan_arr, self.pafs = pair, chan_arr, pafs
         self.height, self.width = pafs.shape[1:]
         self.flat = None if isinstance(pafs, PafSampler) else pafs.reshape(-1)
@@ -127,12 +141,15 @@ class _Lines:
         return ux * self.flat[chan_x * plane + pixel] + uy * self.flat[chan_y * plane + pixel]
 
 
-def _probe_pixels(lines: _Lines, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pre-check samples of candidates ``rows``: (probes, rows) sample indices ``((2 j + 1) n) // 8`` for j in
-    ``PROBE_ORDER`` (distinct for n >= 5) and their x and y pixels."""
-    slots = np.array([2 * slot + 1 for slot in PROBE_ORDER], np.int64)[:, None]
-    lm = (slots * lines.samples.take(rows)) // (2 * len(PROBE_ORDER))
-    geo = np.take(lines.geometry, rows, axis=1)
+def _sample_pixels(
+    lines: _Lines, rows: np.ndarray, numerators: Sequence[int], denominator: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples ``(k n) // denominator`` for k in ``numerators`` of candidates ``rows``: (len(numerators), rows) sample
+    indices and their x and y pixels."""
+    everyone = rows.size == lines.size  # rows are sorted and distinct: all candidates, in order
+    lm = np.array(numerators, np.int64)[:, None] * (lines.samples if everyone else lines.samples.take(rows))
+    lm //= denominator
+    geo = lines.geometry if everyone else np.take(lines.geometry, rows, axis=1)
     lm_f = lm.astype(np.float32)
     pixels = []
     for origin, step, size in ((geo[0], geo[2], lines.width), (geo[1], geo[3], lines.height)):
@@ -144,61 +161,57 @@ def _probe_pixels(lines: _Lines, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return lm, pixels[0], pixels[1]
 
 
-def _first_vectors(
-    lines: _Lines, sampler: PafSampler, pair_arr: np.ndarray, counts: np.ndarray, offsets: np.ndarray
+def _probe_pixels(
+    lines: _Lines, rows: np.ndarray, probes: Sequence[int] = PROBE_ORDER
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-check samples of candidates ``rows``: (probes, rows) sample indices ``((2 j + 1) n) // 8`` for j in
+    ``probes`` (distinct for n >= 5) and their x and y pixels."""
+    return _sample_pixels(lines, rows, [2 * slot + 1 for slot in probes], 2 * len(PROBE_ORDER))
+
+
+def _proven_fails(
+    lines: _Lines, rows: np.ndarray, sampler: PafSampler, mx: np.ndarray, my: np.ndarray, threshold: float
 ) -> np.ndarray:
-    """(sum over pairs of their peaks A, 2) the PAF vector at sample 0 of the pairs' candidates: sample 0 is peak
-    A's own pixel, so it is read once per pair and peak A (in pair order, then peak order), not per candidate."""
-    n_a = counts[pair_arr[:, 0]]
-    first = np.repeat(np.cumsum(n_a) - n_a, n_a)
-    pair = np.repeat(np.arange(len(pair_arr)), n_a)
-    peak = offsets[np.repeat(pair_arr[:, 0], n_a)] + np.arange(n_a.sum()) - first
-    x = np.clip((lines.points[peak, 0] + np.float32(0.5)).astype(np.int64), 0, lines.width - 1)
-    y = np.clip((lines.points[peak, 1] + np.float32(0.5)).astype(np.int64), 0, lines.height - 1)
-    return sampler.values(pair, y, x)
-
-
-def _first_sample_fails(
-    lines: _Lines, rows: np.ndarray, vectors: np.ndarray, entry: np.ndarray, threshold: float
-) -> np.ndarray:
-    """Whether sample 0 of candidates ``rows`` surely fails, from the PAF vectors at sample 0 (``_first_vectors``;
-    ``entry``: each candidate's). ``u . PAF`` is formed in another order than ``PafSampler.dot`` does, hence a
-    failure is only claimed with a relative margin of 1e-4."""
-    index = entry.take(rows)
-    vx, vy = vectors[:, 0].take(index), vectors[:, 1].take(index)
-    along = lines.geometry[4].take(rows) * vx
-    along += lines.geometry[5].take(rows) * vy
-    margin = np.abs(vx)
-    margin += np.abs(vy)
-    margin *= np.float32(1e-4)
-    along += margin
-    # Sample 0 is a probe itself for n < 8 (probe slot 0 is n // 8); it must not be counted twice.
-    return (along <= threshold - np.float32(1e-7)) & (lines.samples.take(rows) >= 2 * len(PROBE_ORDER))
-
-
-def _bound_check(
-    lines: _Lines,
-    rows: np.ndarray,
-    sampler: PafSampler,
-    probes: tuple[np.ndarray, np.ndarray, np.ndarray],
-    first_fails: np.ndarray,
-    threshold: float,
-    max_fail: np.ndarray,
-) -> np.ndarray:
-    """Pre-check 1 (module docstring): which of ``rows`` are not provably rejected, given their probe pixels and
-    whether their sample 0 surely fails."""
-    norms = sampler.window_norms()
-    windows_h, windows_w = norms.shape[1:]
-    # A sample provably fails when gain * sqrt(norm) <= threshold (raised by 1e-4 for float32 rounding).
-    limit = np.float32((threshold / (sampler.gain * (1 + 1e-4))) ** 2)
-    _, mx, my = probes
+    """Per candidate of ``rows``: how many of its samples at pixels ``(mx, my)`` (k, rows) provably fail: their
+    window holds no PAF vector longer than ``threshold / gain`` (``PafSampler.window_active``; the bound raised by
+    1e-4 for the float32 rounding of the sums)."""
+    active = sampler.window_active((threshold / (sampler.gain * (1 + 1e-4))) ** 2)
+    windows_h, windows_w = active.shape[1:]
     window = sampler.window_row.take(my)
     window *= windows_w
     window += sampler.window_col.take(mx)
-    window += (lines.pair.take(rows) * (windows_h * windows_w))[None, :]
-    proven = np.count_nonzero(norms.reshape(-1).take(window) <= limit, axis=0)
-    proven += first_fails
-    return proven <= max_fail[lines.samples.take(rows)]
+    window += ((lines.pair if rows.size == lines.size else lines.pair.take(rows)) * (windows_h * windows_w))[None, :]
+    return window.shape[0] - np.count_nonzero(active.reshape(-1).take(window), axis=0)
+
+
+def _bound_check(
+    lines: _Lines, rows: np.ndarray, sampler: PafSampler, proven: np.ndarray, threshold: float, max_fail: np.ndarray
+) -> np.ndarray:
+    """Pre-check 1 (module docstring): which of ``rows`` are not provably rejected (``proven``: failures known
+    before). First the first two probes of all rows, then the other two of the rows still in doubt; the survivors
+    with ``n >= 16`` samples are then bounded at 8 more samples, ``((2 j + 1) n) // 16`` (distinct from the probes
+    and sample 0 for such n): in a crowd, lines between people cross other people's limbs at the probes but rarely
+    at all their samples."""
+    n = lines.samples.take(rows)
+    half = len(PROBE_ORDER) // 2
+    _, mx, my = _probe_pixels(lines, rows, PROBE_ORDER[:half])
+    proven = proven + _proven_fails(lines, rows, sampler, mx, my, threshold)
+    keep = proven <= max_fail[n]
+    long = n >= 2 * EXTRA_BOUND_SAMPLES
+    stages = (
+        (lambda sub: _probe_pixels(lines, sub, PROBE_ORDER[half:]), np.ones(rows.size, bool)),
+        (lambda sub: _sample_pixels(lines, sub, range(1, 2 * EXTRA_BOUND_SAMPLES, 4), 2 * EXTRA_BOUND_SAMPLES), long),
+        (lambda sub: _sample_pixels(lines, sub, range(3, 2 * EXTRA_BOUND_SAMPLES, 4), 2 * EXTRA_BOUND_SAMPLES), long),
+    )
+    for pixels, eligible in stages:
+        more = np.flatnonzero(keep & eligible)
+        if more.size:
+            sub = rows.take(more)
+            _, mx, my = pixels(sub)
+            total = proven.take(more) + _proven_fails(lines, sub, sampler, mx, my, threshold)
+            proven[more] = total
+            keep[more] = total <= max_fail[n.take(more)]
+    return keep
 
 
 def _exact_check(
@@ -208,11 +221,18 @@ def _exact_check(
     fails: np.ndarray,
     threshold: np.float32,
     max_fail: np.ndarray,
+    *,
+    together: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pre-check 2 (module docstring): the rows whose probe samples do not already fail too often (``fails``:
-    failures known before), with their probe sample indices and values, (probes, rows)."""
+    failures known before), with their probe sample indices and values, (probes, rows). One probe at a time, or
+    with ``together`` all at once (fewer, larger steps: for rows that mostly pass, as after the bound check)."""
     lm, mx, my = probes
     n = lines.samples.take(rows)
+    if together:
+        values = lines.along(np.tile(rows, len(lm)), mx.reshape(-1), my.reshape(-1)).reshape(lm.shape)
+        keep = fails + np.count_nonzero(~(values > threshold), axis=0) <= max_fail[n]
+        return rows[keep], lm[:, keep], values[:, keep]
     values = np.zeros(lm.shape, np.float32)
     alive = np.arange(rows.size)
     for k in range(len(PROBE_ORDER)):
@@ -254,13 +274,11 @@ def _line_scores(
 @dataclass(frozen=True)
 class _Checks:
     """What ``_score_rows`` needs besides the lines: the test's thresholds, the failures each sample count allows
-    (negative: the fraction test can never pass), the sample-0 vectors with each candidate's entry (or None), and
-    whether to run the bound check."""
+    (negative: the fraction test can never pass), and whether to run the bound check."""
 
     threshold: np.float32
     ratio: np.float32
     max_fail: np.ndarray
-    first: tuple[np.ndarray, np.ndarray] | None
     bound: bool
 
 
@@ -273,16 +291,15 @@ def _score_rows(lines: _Lines, rows: np.ndarray, checks: _Checks) -> tuple[np.nd
     if most_fails < 0:
         rows = rows[:0]
     elif most_fails < len(PROBE_ORDER):
-        probes = _probe_pixels(lines, rows)
         fails = np.zeros(rows.size, np.int64)
-        if checks.first is not None:
-            fails += _first_sample_fails(lines, rows, *checks.first, float(threshold))
         if checks.bound:
             assert isinstance(lines.pafs, PafSampler)
-            keep = _bound_check(lines, rows, lines.pafs, probes, fails, float(threshold), max_fail)
+            keep = _bound_check(lines, rows, lines.pafs, fails, float(threshold), max_fail)
             rows, fails = rows[keep], fails[keep]
-            probes = (probes[0][:, keep], probes[1][:, keep], probes[2][:, keep])
-        rows, probe_lm, probe_values = _exact_check(lines, rows, probes, fails, threshold, max_fail)
+        probes = _probe_pixels(lines, rows)
+        rows, probe_lm, probe_values = _exact_check(
+            lines, rows, probes, fails, threshold, max_fail, together=checks.bound
+        )
     if rows.size == 0:
         return rows, np.zeros(0, np.float32)
     total, count = _line_scores(lines, rows, probe_lm, probe_values, threshold)
@@ -326,7 +343,7 @@ def score_connections(
         return empty
     pid = np.repeat(np.arange(len(pair_arr)), per_pair)
     local = np.arange(pid.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
-    index_a, index_b = local // n_b[pid], local % n_b[pid]
+    index_a, index_b = np.divmod(local, n_b[pid])
     glob_a = offsets[pair_arr[pid, 0]] + index_a
     glob_b = offsets[pair_arr[pid, 1]] + index_b
     lines = _Lines(points, glob_a, glob_b, pid, chan_arr, pafs)
@@ -334,14 +351,10 @@ def score_connections(
     threshold = np.float32(cfg.connect_inter_threshold)
     ratio = np.float32(cfg.connect_inter_min_above_threshold)
     max_fail = np.arange(MAX_LINE_SAMPLES + 1) - _min_passing_counts(ratio)
-    rows = np.flatnonzero(lines.valid)
-    first = None
-    if isinstance(pafs, PafSampler):
-        n_a = counts[pair_arr[:, 0]]
-        entry = (np.cumsum(n_a) - n_a)[pid] + index_a  # the candidate's (pair, peak A) in ``_first_vectors``
-        first = (_first_vectors(lines, pafs, pair_arr, counts, offsets), entry)
+    # Coincident peaks are never connected: their u is 0, so every sample fails and they are rejected with the rest.
+    rows = np.arange(pid.size)
     bound = isinstance(pafs, PafSampler) and rows.size * BOUND_CHECK_MIN_RATIO >= pafs.cells
-    passed, score = _score_rows(lines, rows, _Checks(threshold, ratio, max_fail, first, bound))
+    passed, score = _score_rows(lines, rows, _Checks(threshold, ratio, max_fail, bound))
 
     result = np.full(pid.size, -1.0, np.float32)
     close_limit = np.sqrt(np.float32(width * height)) / np.float32(CLOSE_DISTANCE_DIVISOR)

@@ -7,7 +7,7 @@ its window (``r = window_row[y]``, ``c = window_col[x]``) with the resize matrix
 of each PAF pair are stored interleaved, (pairs, h, w, 2), so a window row of both channels (4 cells x 2 channels,
 32 bytes) is one read, and all of it fits a CPU's L2 cache (1.1 MB for BODY_135 at 368x656).
 
-``window_norms`` bounds what any pixel of a window can hold, which lets ``connections`` reject most candidate pairs
+``window_active`` bounds what any pixel of a window can hold, which lets ``connections`` reject most candidate pairs
 without computing their samples.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from densehuman.models.bottomup.peaks import cubic_resize_matrix
 
 TAPS = 4  # Catmull-Rom: 4 source samples per output pixel along each axis
-NORM_CHUNK = 8  # PAF pairs per step of ``window_norms``
+NORM_CHUNK = 8  # PAF pairs per step of ``window_active``
 
 
 def _tap_windows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,13 +71,13 @@ class PafSampler:
         interleaved[:, :h, :w, 1] = maps[pairs[:, 1]]
         self.interleaved = interleaved
         self._maps = maps
-        self._norms: np.ndarray | None = None
+        self._active: tuple[float, np.ndarray] | None = None
         self._windows = _as_items(interleaved, 2 * TAPS, 2)  # item i: cells i .. i + 3 of a row, both channels
         self.window_row, row_weight = _tap_windows(cubic_resize_matrix(h, factor * h)[:height])
         self.window_col, col_weight = _tap_windows(cubic_resize_matrix(w, factor * w)[:width])
         self._row_weight, self._col_weight = row_weight, col_weight
         self._row_items, self._col_items = _as_items(row_weight, TAPS, TAPS), _as_items(col_weight, TAPS, TAPS)
-        # The largest sum of |weights| of a fine pixel (``window_norms``).
+        # The largest sum of |weights| of a fine pixel (``window_active``).
         self.gain = float(np.abs(row_weight).sum(1).max()) * float(np.abs(col_weight).sum(1).max())
 
     def _gather(self, pair: np.ndarray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,18 +103,19 @@ class PafSampler:
         one, zero = np.ones(len(pair), np.float32), np.zeros(len(pair), np.float32)
         return np.stack([self.dot(pair, y, x, one, zero), self.dot(pair, y, x, zero, one)], axis=1)
 
-    def window_norms(self) -> np.ndarray:
-        """Per pair and 4x4 window of source cells, the largest squared norm ``x^2 + y^2`` of the source vectors in
-        it: (P, h', w') float32, read at ``[pair, window_row[y], window_col[x]]`` for the fine pixel (y, x).
+    def window_active(self, limit: float) -> np.ndarray:
+        """Per pair and 4x4 window of source cells, whether some source vector (x, y) in it has ``x^2 + y^2 > limit``:
+        (P, h', w') bool, read at ``[pair, window_row[y], window_col[x]]`` for the fine pixel (y, x).
 
-        A fine value is a weighted sum of its window's cells, so for a unit ``u``:
-        ``|u . value| <= |value| <= gain * sqrt(window_norms)``. Computed once per sampler."""
-        if self._norms is None:
+        A fine value is a weighted sum of its window's cells, so where a window is not active, every fine pixel
+        reading it has ``|u . value| <= |value| <= gain * sqrt(limit)`` for a unit ``u``. Kept for the last limit."""
+        if self._active is None or self._active[0] != limit:
             maps, pairs = self._maps, self.channel_pairs
             channels, h, w = maps.shape
             layout = channels % 2 == 0 and np.array_equal(pairs.reshape(-1), np.arange(channels))
             planes = maps.reshape(channels // 2, 2, h, w) if layout else None  # OpenPose's: x, y side by side
-            self._norms = np.empty((len(pairs), self.rows - TAPS + 1, self.cols - TAPS + 1), np.float32)
+            active = np.empty((len(pairs), self.rows - TAPS + 1, self.cols - TAPS + 1), bool)
+            bar = np.float32(limit)
             for start in range(0, len(pairs), NORM_CHUNK):  # chunks of pairs stay in the CPU's cache
                 chunk = slice(start, start + NORM_CHUNK)
                 if planes is not None:
@@ -123,10 +124,12 @@ class PafSampler:
                 else:
                     norm = np.square(maps[pairs[chunk, 0]])
                     norm += np.square(maps[pairs[chunk, 1]])
+                cell = norm > bar
                 if h < TAPS or w < TAPS:
-                    norm = np.pad(norm, ((0, 0), (0, self.rows - h), (0, self.cols - w)))
-                two = np.maximum(norm[:, :, :-1], norm[:, :, 1:])  # windows of 2, then of 4 columns
-                four = np.maximum(two[:, :, :-2], two[:, :, 2:])
-                two = np.maximum(four[:, :-1], four[:, 1:])
-                np.maximum(two[:, :-2], two[:, 2:], out=self._norms[chunk])
-        return self._norms
+                    cell = np.pad(cell, ((0, 0), (0, self.rows - h), (0, self.cols - w)))
+                two = cell[:, :, :-1] | cell[:, :, 1:]  # windows of 2, then of 4 columns
+                four = two[:, :, :-2] | two[:, :, 2:]
+                two = four[:, :-1] | four[:, 1:]
+                np.logical_or(two[:, :-2], two[:, 2:], out=active[chunk])
+            self._active = (limit, active)
+        return self._active[1]
