@@ -93,8 +93,8 @@ class _Lines:
         pafs: np.ndarray | PafSampler,
     ) -> None:
         size = len(glob_a)
-        # Rows: start x, y; step x, y; unit vector x, y (float32, the C++ operations).
-        self.geometry = geometry = np.empty((6, size), np.float32)
+        # Rows: start x, y; step x, y (float32, the C++ operations); B - A.
+        self.geometry = geometry = np.empty((4, size), np.float32)
         start_x, start_y = (
             np.take(points[:, 0], glob_a, out=geometry[0]),
             np.take(points[:, 1], glob_a, out=geometry[1]),
@@ -102,18 +102,15 @@ class _Lines:
         dx, dy = points[:, 0].take(glob_b), points[:, 1].take(glob_b)
         dx -= start_x
         dy -= start_y
+        self.dx, self.dy = dx, dy
         longest = np.maximum(np.abs(dx), np.abs(dy))
+        self.longest = longest.copy()
         longest *= np.float32(LINE_SAMPLES_FACTOR)
         rounded = (np.sqrt(longest, out=longest) + np.float32(0.5)).astype(np.int64)
         self.samples = np.clip(rounded, MIN_LINE_SAMPLES, MAX_LINE_SAMPLES, out=rounded)
-        self.norm = np.sqrt(dx * dx + dy * dy)
-        self.valid = self.norm.astype(np.float64) > MIN_VECTOR_NORM
-        safe = np.where(self.valid, self.norm, np.float32(1))
         count_f = self.samples.astype(np.float32)
         np.divide(dx, count_f, out=geometry[2])
         np.divide(dy, count_f, out=geometry[3])
-        np.divide(dx, safe, out=geometry[4])
-        np.divide(dy, safe, out=geometry[5])
         self.size = size
         self.pair, self.chan_arr, self.pafs = pair, chan_arr, pafs
         self.height, self.width = pafs.shape[1:]
@@ -128,9 +125,23 @@ class _Lines:
         my = np.clip((geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64), 0, self.height - 1)
         return mx, my
 
-    def along(self, rows: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-        """float32 ``PAF . u`` of candidate ``rows[i]`` at pixel (my[i], mx[i])."""
-        ux, uy = self.geometry[4].take(rows), self.geometry[5].take(rows)
+    def norm(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """|B - A| of candidates ``rows`` and whether it exceeds 1e-6 (coincident peaks are never connected)."""
+        dx, dy = self.dx.take(rows), self.dy.take(rows)
+        norm = np.sqrt(dx * dx + dy * dy)
+        return norm, norm.astype(np.float64) > MIN_VECTOR_NORM
+
+    def unit(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The unit vector u = (B - A) / |B - A| of candidates ``rows`` (0 for coincident peaks)."""
+        norm, valid = self.norm(rows)
+        safe = np.where(valid, norm, np.float32(1))
+        return self.dx.take(rows) / safe, self.dy.take(rows) / safe
+
+    def along(
+        self, rows: np.ndarray, mx: np.ndarray, my: np.ndarray, unit: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """float32 ``PAF . u`` of candidate ``rows[i]`` at pixel (my[i], mx[i]); ``unit``: their u where known."""
+        ux, uy = self.unit(rows) if unit is None else unit
         pair = self.pair.take(rows)
         if self.flat is None:
             assert isinstance(self.pafs, PafSampler)
@@ -147,10 +158,11 @@ def _sample_pixels(
     """Samples ``(k n) // denominator`` for k in ``numerators`` of candidates ``rows``: (len(numerators), rows) sample
     indices and their x and y pixels."""
     everyone = rows.size == lines.size  # rows are sorted and distinct: all candidates, in order
-    lm = np.array(numerators, np.int64)[:, None] * (lines.samples if everyone else lines.samples.take(rows))
-    lm //= denominator
+    table = (np.array(numerators, np.int64)[:, None] * np.arange(MAX_LINE_SAMPLES + 1)) // denominator
+    n = lines.samples if everyone else lines.samples.take(rows)
+    lm = np.take(table, n, axis=1)
     geo = lines.geometry if everyone else np.take(lines.geometry, rows, axis=1)
-    lm_f = lm.astype(np.float32)
+    lm_f = np.take(table.astype(np.float32), n, axis=1)
     pixels = []
     for origin, step, size in ((geo[0], geo[2], lines.width), (geo[1], geo[3], lines.height)):
         coordinate = lm_f * step
@@ -230,7 +242,9 @@ def _exact_check(
     lm, mx, my = probes
     n = lines.samples.take(rows)
     if together:
-        values = lines.along(np.tile(rows, len(lm)), mx.reshape(-1), my.reshape(-1)).reshape(lm.shape)
+        ux, uy = lines.unit(rows)
+        unit = (np.tile(ux, len(lm)), np.tile(uy, len(lm)))
+        values = lines.along(np.tile(rows, len(lm)), mx.reshape(-1), my.reshape(-1), unit).reshape(lm.shape)
         keep = fails + np.count_nonzero(~(values > threshold), axis=0) <= max_fail[n]
         return rows[keep], lm[:, keep], values[:, keep]
     values = np.zeros(lm.shape, np.float32)
@@ -260,8 +274,11 @@ def _line_scores(
         score[at.reshape(-1)] = probe_values.reshape(-1)
         known[at.reshape(-1)] = True
     todo = np.flatnonzero(~known)
-    candidate = rows.take(which.take(todo))
-    score[todo] = lines.along(candidate, *lines.xy(candidate, lm.take(todo)))
+    owner = which.take(todo)
+    candidate = rows.take(owner)
+    ux, uy = lines.unit(rows)
+    unit = (ux.take(owner), uy.take(owner))
+    score[todo] = lines.along(candidate, *lines.xy(candidate, lm.take(todo)), unit)
     passed = score > threshold
     padded = np.zeros((rows.size, int(n.max())), np.float32)
     padded[which[passed], lm[passed]] = score[passed]
@@ -341,11 +358,16 @@ def score_connections(
     per_pair = n_a * n_b
     if per_pair.sum() == 0:
         return empty
+    # Candidates in order: pair p, then its peak A i, then its peak B j. One block of n_b[p] candidates per (p, i).
     pid = np.repeat(np.arange(len(pair_arr)), per_pair)
-    local = np.arange(pid.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
-    index_a, index_b = np.divmod(local, n_b[pid])
-    glob_a = offsets[pair_arr[pid, 0]] + index_a
-    glob_b = offsets[pair_arr[pid, 1]] + index_b
+    block_pair = np.repeat(np.arange(len(pair_arr)), n_a)
+    block_a = np.arange(block_pair.size) - np.repeat(np.cumsum(n_a) - n_a, n_a)
+    block_size = n_b[block_pair]
+    index_a = np.repeat(block_a, block_size)
+    glob_a = np.repeat(offsets[pair_arr[block_pair, 0]] + block_a, block_size)
+    block_start = np.cumsum(block_size) - block_size
+    index_b = np.arange(pid.size) - np.repeat(block_start, block_size)
+    glob_b = index_b + np.repeat(offsets[pair_arr[block_pair, 1]], block_size)
     lines = _Lines(points, glob_a, glob_b, pid, chan_arr, pafs)
 
     threshold = np.float32(cfg.connect_inter_threshold)
@@ -358,8 +380,9 @@ def score_connections(
 
     result = np.full(pid.size, -1.0, np.float32)
     close_limit = np.sqrt(np.float32(width * height)) / np.float32(CLOSE_DISTANCE_DIVISOR)
-    close = lines.valid & (lines.norm < close_limit)
-    result[close] = np.float32(float(np.float32(cfg.nms_threshold)) + CLOSE_SCORE_EPSILON)
+    near = np.flatnonzero(lines.longest < close_limit)  # |B - A| >= the longer side
+    norm, valid = lines.norm(near)
+    result[near[valid & (norm < close_limit)]] = np.float32(float(np.float32(cfg.nms_threshold)) + CLOSE_SCORE_EPSILON)
     result[passed] = score
     keep = result.astype(np.float64) > MIN_PAIR_SCORE
     return pid[keep], index_a[keep], index_b[keep], result[keep]
