@@ -23,6 +23,7 @@ from densehuman.models.bottomup.assembly import (
     score_connections,
 )
 from densehuman.models.bottomup.coarse_maps import cubic_taps, find_peaks_coarse
+from densehuman.models.bottomup.connections import BOUND_CHECK_MIN_RATIO
 from densehuman.models.bottomup.paf_sampler import PafSampler
 from densehuman.models.bottomup.peaks import cubic_resize_matrix, find_peaks, resize_maps_cubic, upsample_maps
 from densehuman.models.bottomup.targets import make_targets
@@ -601,16 +602,24 @@ def test_window_active_bounds_every_fine_pixel(shape: tuple[int, int]) -> None:
         assert np.all(magnitude[quiet] <= sampler.gain * np.sqrt(limit) * (1 + 1e-5) + 1e-7)
 
 
-@pytest.mark.parametrize(("count", "noise"), [(12, 0.0), (20, 0.02)])
-def test_pair_scores_from_the_sampler_equal_those_from_the_full_maps(count: int, noise: float) -> None:
-    """The bound and sample-0 pre-checks only drop pairs the full test rejects: the same pairs come out as from the
-    upsampled maps, with the same scores (float32 rounding aside)."""
+@pytest.mark.parametrize(
+    ("count", "noise", "config"),
+    [(12, 0.0, AssemblyConfig()), (20, 0.02, AssemblyConfig()), (20, 0.01, AssemblyConfig.maximizing_positives())],
+)
+def test_pair_scores_from_the_sampler_equal_those_from_the_full_maps(
+    count: int, noise: float, config: AssemblyConfig
+) -> None:
+    """The bound check only drops pairs the full test rejects: the same pairs come out as from the upsampled maps,
+    with the same scores (float32 rounding aside); 20 people make enough candidates for the bound check."""
     heat, pafs = stride8_scene(count, (368, 656), seed=count)
     rng = np.random.default_rng(count)
     pafs = pafs + rng.normal(0.0, noise, pafs.shape).astype(np.float32)
     peaks = find_peaks(upsample_maps(heat), 0.05)
-    full = score_connections(peaks, upsample_maps(pafs))
-    sampled = score_connections(peaks, PafSampler(pafs, (368, 656), np.asarray(BODY135_PAF_CHANNELS)))
+    full = score_connections(peaks, upsample_maps(pafs), config=config)
+    sampler = PafSampler(pafs, (368, 656), np.asarray(BODY135_PAF_CHANNELS))
+    sampled = score_connections(peaks, sampler, config=config)
+    candidates = sum(len(peaks[a]) * len(peaks[b]) for a, b in BODY135_PAF_PAIRS)
+    assert (candidates * BOUND_CHECK_MIN_RATIO >= sampler.cells) == (count == 20)
     assert len(full[0]) > count * 100
     for want, got in zip(full[:3], sampled[:3], strict=True):
         np.testing.assert_array_equal(got, want)

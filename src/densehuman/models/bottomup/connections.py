@@ -80,8 +80,9 @@ def _min_passing_counts(ratio: np.float32) -> np.ndarray:
 
 
 class _Lines:
-    """The candidate lines: per candidate (columns) start x, y, step x, y and unit vector x, y (float32), its
-    sample count, PAF pair and PAF channels, read from full (C, H, W) maps or a ``PafSampler``."""
+    """The candidate lines: per candidate (columns of ``geometry``) start x, y and step x, y (float32), B - A, the
+    longer side of B - A, its sample count and PAF pair; the PAFs are full (C, H, W) maps or a ``PafSampler``. The
+    unit vector and |B - A| are computed for the candidates that need them (``unit``, ``norm``)."""
 
     def __init__(
         self,
@@ -373,8 +374,11 @@ def score_connections(
     threshold = np.float32(cfg.connect_inter_threshold)
     ratio = np.float32(cfg.connect_inter_min_above_threshold)
     max_fail = np.arange(MAX_LINE_SAMPLES + 1) - _min_passing_counts(ratio)
-    # Coincident peaks are never connected: their u is 0, so every sample fails and they are rejected with the rest.
+    # Coincident peaks (|B - A| <= 1e-6, so the longer side too) are never connected.
     rows = np.arange(pid.size)
+    tiny = np.flatnonzero(lines.longest <= MIN_VECTOR_NORM)
+    if tiny.size:
+        rows = np.setdiff1d(rows, tiny[~lines.norm(tiny)[1]], assume_unique=True)
     bound = isinstance(pafs, PafSampler) and rows.size * BOUND_CHECK_MIN_RATIO >= pafs.cells
     passed, score = _score_rows(lines, rows, _Checks(threshold, ratio, max_fail, bound))
 
