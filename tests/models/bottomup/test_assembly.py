@@ -544,6 +544,7 @@ def stride8_scene(count: int, shape: tuple[int, int], seed: int, noise: float = 
     return heat.astype(np.float32), targets.pafs.astype(np.float32)
 
 
+@pytest.mark.numerics
 def test_cubic_taps_and_paf_sampler_match_the_full_resize() -> None:
     rng = np.random.default_rng(3)
     maps = rng.normal(size=(4, 9, 13)).astype(np.float32)
@@ -569,6 +570,7 @@ def test_cubic_taps_and_paf_sampler_match_the_full_resize() -> None:
         PafSampler(maps, (70, 101), np.array([[0, 4]]))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("shape", [(9, 13), (3, 2)])
 def test_window_active_bounds_every_fine_pixel(shape: tuple[int, int]) -> None:
     """The bound check's proof of failure: where a pixel's 4x4 window holds no PAF vector longer than
@@ -602,6 +604,7 @@ def test_window_active_bounds_every_fine_pixel(shape: tuple[int, int]) -> None:
         assert np.all(magnitude[quiet] <= sampler.gain * np.sqrt(limit) * (1 + 1e-5) + 1e-7)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("subset", [False, True])
 def test_proven_fails_read_each_pixels_own_taps(subset: bool) -> None:
     """A sample provably fails exactly when no stride-8 cell its cubic taps read holds a PAF vector longer than
@@ -637,6 +640,7 @@ def test_proven_fails_read_each_pixels_own_taps(subset: bool) -> None:
     assert 0 < expected.sum() < 3 * rows.size
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     ("count", "noise", "config"),
     [(12, 0.0, AssemblyConfig()), (20, 0.02, AssemblyConfig()), (20, 0.01, AssemblyConfig.maximizing_positives())],
@@ -667,6 +671,7 @@ def test_pair_scores_from_the_sampler_equal_those_from_the_full_maps(
         score_connections(peaks, PafSampler(pafs, (368, 656), np.zeros((152, 2), np.int64)))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(("count", "noise", "content"), [(1, 0.0, (368, 656)), (12, 0.01, (361, 650))])
 def test_coarse_parse_matches_the_upsampled_parse(count: int, noise: float, content: tuple[int, int]) -> None:
     heat, pafs = stride8_scene(count, (368, 656), seed=count, noise=noise)
@@ -685,6 +690,7 @@ def test_coarse_parse_matches_the_upsampled_parse(count: int, noise: float, cont
     np.testing.assert_allclose(fast_scores, scores, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.numerics
 def test_coarse_parse_in_a_crowd_finds_nearly_every_peak() -> None:
     """20 overlapping people: a same-part peak more than two cells from any coarse maximum can be missed (the
     documented limit of the fast path); almost all are found and the same people come out."""
