@@ -1,29 +1,56 @@
 """Atomic file writes: write to a temporary file beside the target, then rename, so no reader (and no interrupted
-run) ever sees a half-written file."""
+run) ever sees a half-written file. The file gets the mode a plain ``open(path, "w")`` would give it (``mkstemp``
+makes it private, 0600)."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def default_mode(directory: bool = False) -> int:
+    """The permission bits a new file (0666) or directory (0777) gets under the process's umask."""
+    try:  # Linux: read it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                mask = int(line.split()[1], 8)
+                break
+        else:
+            raise OSError("no Umask line")
+    except (OSError, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside ``path`` that replaces ``path`` (with ``default_mode()``) when the
+    block ends without error; on an error the temporary file is removed and ``path`` is untouched."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
+        os.chmod(tmp, default_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with replacing(path) as handle:
+        handle.write(data)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = None) -> None:

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
 
+from densehuman import atomic
 from densehuman.body.charts import CHART_NAMES, NUM_CHARTS
 from densehuman.body.surface import BodySurface
 from densehuman.render.rasterize import Fragments, rasterize
@@ -101,12 +101,6 @@ def write_previews(surface: BodySurface, out_dir: str | os.PathLike[str], overwr
         raise FileExistsError(f"{existing[0]} already exists (pass --overwrite to replace the preview pictures)")
     out.mkdir(parents=True, exist_ok=True)
     for path, image in zip(targets, pictures.values(), strict=True):
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=out)
-        os.close(fd)
-        try:
-            image.save(tmp, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic.replacing(path) as handle:
+            image.save(handle, format="PNG")
     return targets

@@ -18,15 +18,15 @@ import hashlib
 import os
 import pickle
 import struct
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
+
+from densehuman import atomic
 
 _CHUNK = 1 << 24  # bytes per step when streaming the table
 
@@ -59,7 +59,7 @@ def load_table_pickle(path: Path, cache: bool = True) -> np.ndarray:
             )
         return np.memmap(path, table.dtype, "r", table.data.offset, table.shape)
     if cache:
-        with _atomic_file(cached) as out:
+        with atomic.replacing(cached) as out:
             header = {"descr": np.lib.format.dtype_to_descr(table.dtype), "fortran_order": False, "shape": table.shape}
             np.lib.format.write_array_header_1_0(out, header)
             for chunk in table.chunks(path):
@@ -79,7 +79,7 @@ def write_table_pickle(path: Path, pdist: np.ndarray) -> None:
     Protocol 2 as Python 3 writes it, naming the numpy globals Python 2-era numpy knows: readable by
     ``pickle.load(f, encoding="latin1")`` (and Python 2's ``pickle.load``).
     """
-    with _atomic_file(path) as handle:
+    with atomic.replacing(path) as handle:
         _write_table_pickle(handle, pdist)
 
 
@@ -265,17 +265,3 @@ def _write_table_pickle(handle: BinaryIO, pdist: np.ndarray) -> None:
     handle.write(
         text("latin1") + pickle.TUPLE2 + pickle.REDUCE + pickle.TUPLE + pickle.BUILD + pickle.SETITEM + pickle.STOP
     )
-
-
-@contextmanager
-def _atomic_file(target: Path) -> Iterator[BinaryIO]:
-    """A binary handle on a temporary file beside ``target`` that replaces it when the block ends without error."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

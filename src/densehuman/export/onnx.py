@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from densehuman import atomic
 from densehuman.config import Config, from_dict, to_dict
 from densehuman.export.stages import TRUNK, capture_stage_inputs, get_stage, set_stage, stage_names
 from densehuman.export.trunk import Trunk
@@ -252,6 +253,7 @@ def export_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        os.chmod(tmp, atomic.default_mode(directory=True))  # mkdtemp makes it private (0700)
         for name, graph in graphs.items():
             (tmp / stages[name]["file"]).write_bytes(graph)
         save_file(rest, str(tmp / "float.safetensors"))

@@ -23,7 +23,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, fx, nn
 
+from densehuman import atomic
 from densehuman.config import Config, from_dict, to_dict
 from densehuman.export.stages import (
     TRUNK,
@@ -245,18 +245,11 @@ def save_int8(model: Detector, config: Config, path: str | os.PathLike[str], ima
         "config": to_dict(config),
     }
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1))
-            zf.writestr("float.safetensors", save(floats))
-            for name, data in stages.items():
-                zf.writestr(f"stages/{name}.pt", data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(target) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=1))
+        zf.writestr("float.safetensors", save(floats))
+        for name, data in stages.items():
+            zf.writestr(f"stages/{name}.pt", data)
     return target
 
 
