@@ -1,12 +1,11 @@
 """Atomic file writes: write to a temporary file beside the target, then rename, so no reader (and no interrupted
-run) ever sees a half-written file. The file gets the mode a plain ``open(path, "w")`` would give it (``mkstemp``
-makes it private, 0600)."""
+run) ever sees a half-written file. The file gets the mode a plain ``open(path, "w")`` would give it."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,18 +32,25 @@ def default_mode(directory: bool = False) -> int:
 
 @contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """A binary handle on a temporary file beside ``path`` that replaces ``path`` (with ``default_mode()``) when the
-    block ends without error; on an error the temporary file is removed and ``path`` is untouched."""
+    """A binary handle on a temporary file beside ``path`` that replaces ``path`` when the block ends without error;
+    on an error the temporary file is removed and ``path`` is untouched. The file is created as ``open(path, "w")``
+    would create it (mode 0666 less the umask; ``mkstemp`` would make it 0600)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:  # another writer's temporary file: draw another name
+            continue
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
-        os.chmod(tmp, default_mode())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -117,14 +117,23 @@ class _Lines:
         self.height, self.width = pafs.shape[1:]
         self.flat = None if isinstance(pafs, PafSampler) else pafs.reshape(-1)
 
-    def xy(self, rows: np.ndarray, lm: np.ndarray, geo: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """x, y of sample ``lm[i]`` of candidate ``rows[i]`` (the C++ rounding, clamped to the map); ``geo``:
-        ``geometry[:, rows]`` where the caller has it."""
-        geo = np.take(self.geometry, rows, axis=1) if geo is None else geo
-        lm_f = lm.astype(np.float32)
-        mx = np.clip((geo[0] + lm_f * geo[2] + np.float32(0.5)).astype(np.int64), 0, self.width - 1)
-        my = np.clip((geo[1] + lm_f * geo[3] + np.float32(0.5)).astype(np.int64), 0, self.height - 1)
-        return mx, my
+    def of(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``array[..., rows]`` of a per-candidate array; the array itself when ``rows`` are all candidates (they are
+        sorted and distinct, so all of them are ``0 .. size - 1``)."""
+        return array if rows.size == self.size else np.take(array, rows, axis=-1)
+
+    def xy(self, rows: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x, y of sample ``lm[..., i]`` of candidate ``rows[i]`` (the C++ rounding, clamped to the map)."""
+        geo = self.of(self.geometry, rows)
+        lm_f = lm.astype(np.float32, copy=False)
+        pixels = []
+        for origin, step, size in ((geo[0], geo[2], self.width), (geo[1], geo[3], self.height)):
+            coordinate = lm_f * step
+            coordinate += origin
+            coordinate += np.float32(0.5)
+            pixel = coordinate.astype(np.int64)
+            pixels.append(np.clip(pixel, 0, size - 1, out=pixel))
+        return pixels[0], pixels[1]
 
     def norm(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """|B - A| of candidates ``rows`` and whether it exceeds 1e-6 (coincident peaks are never connected)."""
@@ -158,20 +167,10 @@ def _sample_pixels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples ``(k n) // denominator`` for k in ``numerators`` of candidates ``rows``: (len(numerators), rows) sample
     indices and their x and y pixels."""
-    everyone = rows.size == lines.size  # rows are sorted and distinct: all candidates, in order
     table = (np.array(numerators, np.int64)[:, None] * np.arange(MAX_LINE_SAMPLES + 1)) // denominator
-    n = lines.samples if everyone else lines.samples.take(rows)
-    lm = np.take(table, n, axis=1)
-    geo = lines.geometry if everyone else np.take(lines.geometry, rows, axis=1)
-    lm_f = np.take(table.astype(np.float32), n, axis=1)
-    pixels = []
-    for origin, step, size in ((geo[0], geo[2], lines.width), (geo[1], geo[3], lines.height)):
-        coordinate = lm_f * step
-        coordinate += origin
-        coordinate += np.float32(0.5)
-        pixel = coordinate.astype(np.int64)
-        pixels.append(np.clip(pixel, 0, size - 1, out=pixel))
-    return lm, pixels[0], pixels[1]
+    n = lines.of(lines.samples, rows)
+    mx, my = lines.xy(rows, np.take(table.astype(np.float32), n, axis=1))
+    return np.take(table, n, axis=1), mx, my
 
 
 def _probe_pixels(
@@ -193,7 +192,7 @@ def _proven_fails(
     window = sampler.window_row.take(my)
     window *= windows_w
     window += sampler.window_col.take(mx)
-    window += ((lines.pair if rows.size == lines.size else lines.pair.take(rows)) * (windows_h * windows_w))[None, :]
+    window += (lines.of(lines.pair, rows) * (windows_h * windows_w))[None, :]
     return window.shape[0] - np.count_nonzero(active.reshape(-1).take(window), axis=0)
 
 

@@ -70,12 +70,10 @@ class PafSampler:
         interleaved[:, :h, :w, 0] = maps[pairs[:, 0]]
         interleaved[:, :h, :w, 1] = maps[pairs[:, 1]]
         self.interleaved = interleaved
-        self._maps = maps
         self._active: tuple[float, np.ndarray] | None = None
         self._windows = _as_items(interleaved, 2 * TAPS, 2)  # item i: cells i .. i + 3 of a row, both channels
         self.window_row, row_weight = _tap_windows(cubic_resize_matrix(h, factor * h)[:height])
         self.window_col, col_weight = _tap_windows(cubic_resize_matrix(w, factor * w)[:width])
-        self._row_weight, self._col_weight = row_weight, col_weight
         self._row_items, self._col_items = _as_items(row_weight, TAPS, TAPS), _as_items(col_weight, TAPS, TAPS)
         # The largest sum of |weights| of a fine pixel (``window_active``).
         self.gain = float(np.abs(row_weight).sum(1).max()) * float(np.abs(col_weight).sum(1).max())
@@ -110,26 +108,17 @@ class PafSampler:
         A fine value is a weighted sum of its window's cells, so where a window is not active, every fine pixel
         reading it has ``|u . value| <= |value| <= gain * sqrt(limit)`` for a unit ``u``. Kept for the last limit."""
         if self._active is None or self._active[0] != limit:
-            maps, pairs = self._maps, self.channel_pairs
-            channels, h, w = maps.shape
-            layout = channels % 2 == 0 and np.array_equal(pairs.reshape(-1), np.arange(channels))
-            planes = maps.reshape(channels // 2, 2, h, w) if layout else None  # OpenPose's: x, y side by side
-            active = np.empty((len(pairs), self.rows - TAPS + 1, self.cols - TAPS + 1), bool)
+            pairs = len(self.channel_pairs)
+            active = np.empty((pairs, self.rows - TAPS + 1, self.cols - TAPS + 1), bool)
             bar = np.float32(limit)
-            for start in range(0, len(pairs), NORM_CHUNK):  # chunks of pairs stay in the CPU's cache
-                chunk = slice(start, start + NORM_CHUNK)
-                if planes is not None:
-                    norm = np.square(planes[chunk, 0])
-                    norm += np.square(planes[chunk, 1])
-                else:
-                    norm = np.square(maps[pairs[chunk, 0]])
-                    norm += np.square(maps[pairs[chunk, 1]])
+            for start in range(0, pairs, NORM_CHUNK):  # chunks of pairs stay in the CPU's cache
+                vectors = self.interleaved[start : start + NORM_CHUNK]  # zero-padded to 4x4 cells at least
+                norm = np.square(vectors[..., 0])
+                norm += np.square(vectors[..., 1])
                 cell = norm > bar
-                if h < TAPS or w < TAPS:
-                    cell = np.pad(cell, ((0, 0), (0, self.rows - h), (0, self.cols - w)))
                 two = cell[:, :, :-1] | cell[:, :, 1:]  # windows of 2, then of 4 columns
                 four = two[:, :, :-2] | two[:, :, 2:]
                 two = four[:, :-1] | four[:, 1:]
-                np.logical_or(two[:, :-2], two[:, 2:], out=active[chunk])
+                np.logical_or(two[:, :-2], two[:, 2:], out=active[start : start + NORM_CHUNK])
             self._active = (limit, active)
         return self._active[1]
